@@ -1,0 +1,53 @@
+"""Self-describing training checkpoints: saving atomically, loading, rebuilding the network.
+
+A checkpoint is a ``torch.save`` dict with everything needed to rebuild the run:
+``arch`` and ``arch_args`` (the registry name and constructor arguments), ``work_size``,
+``config`` (the full training config), ``step``, ``model`` (state dict), ``optimizer``
+(absent in a weights-only file), ``metrics`` (the last validation), ``train_seconds``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .models import AlphaNet, create_model
+
+FORMAT = "kirinuki-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; a clear error for anything else."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable kirinuki checkpoint ({exc.__class__.__name__})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a kirinuki checkpoint")
+    return state
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> AlphaNet:
+    """Rebuild the network a checkpoint describes and load its weights (eval mode, CPU)."""
+    model = create_model(state["arch"], **state["arch_args"])
+    model.load_state_dict(state["model"])
+    return model.eval()

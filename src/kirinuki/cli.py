@@ -1,0 +1,159 @@
+"""``kirinuki`` command line: argument parsing only; each subcommand calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ._version import __version__
+
+PROG = "kirinuki"
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _version_text() -> str:
+    from .inference import bundled_model_info
+
+    info = bundled_model_info()
+    model = f"{info['name']} {info.get('version', '')}".strip() if info else "no bundled model"
+    return f"{PROG} {__version__} (default model: {model})"
+
+
+# -- train --------------------------------------------------------------------------------
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on RGBA cutouts",
+                       description="Train on RGBA cutouts composited on the fly. Config: the preset, "
+                                   "then --config, then --set, then the flags below.")
+    p.add_argument("--data", required=True, type=Path, help="data root holding the cutout groups and backgrounds")
+    p.add_argument("--val", type=Path, help="folder of validation cutouts (never trained on)")
+    p.add_argument("--preset", default="default", choices=("default", "paper"))
+    p.add_argument("--config", type=Path, help="TOML file overriding the preset")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set optim.lr=1e-3 (repeatable)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/<preset>)")
+    p.add_argument("--steps", type=int, help="stop after this many steps in all")
+    p.add_argument("--minutes", type=float, help="stop after this much wall time")
+    p.add_argument("--batch", type=int, help="global batch size")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", type=Path, help="continue from this checkpoint")
+    p.add_argument("--init-from", help="start from these weights: a checkpoint, or 'default' (the bundled model)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .config import load_config, parse_override
+    from .train import train
+
+    overrides = [parse_override(o) for o in args.overrides]
+    for key in ("steps", "minutes", "batch", "workers", "device", "seed"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides.append({key: value})
+    cfg = load_config(args.preset, args.config, overrides)
+    out = args.out or Path("runs") / args.preset
+    result = train(cfg, args.data, out, resume=args.resume, init_from=args.init_from,
+                   val_root=args.val, progress=not args.quiet)
+    return 0 if result.step >= 0 else 1
+
+
+# -- evaluate -----------------------------------------------------------------------------
+
+def _size(text: str) -> int | str:
+    if text == "native":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (an integer or 'native')") from None
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"size {value} is too small (at least 16)")
+    return value
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a model with the evaluation protocol",
+                       description="Composite each cutout deterministically, predict, and report "
+                                   "PSNR / pixel accuracy / IoU (the paper's) plus MAE, gradient error and edge IoU.")
+    p.add_argument("--data", required=True, type=Path, help="folder of RGBA cutouts (e.g. the validation set)")
+    p.add_argument("--backgrounds", type=Path, help="folder of scene backgrounds (for the scene condition)")
+    p.add_argument("--model", help="ONNX file or training checkpoint (default: the bundled model)")
+    p.add_argument("--sizes", nargs="+", type=_size, default=[256, 512, "native"])
+    p.add_argument("--conditions", nargs="+", default=None, choices=("paper", "jpeg", "scene"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="use at most this many cutouts (evenly spaced)")
+    p.add_argument("--work-size", help="override the model's working size (an integer or 'native')")
+    p.add_argument("--out", type=Path, default=Path("eval-output"), help="report folder")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import CONDITIONS, markdown_table, run_evaluation
+    from .inference import Matter
+
+    conditions = args.conditions or [c for c in CONDITIONS if c != "scene" or args.backgrounds]
+    matter = Matter(args.model, device=args.device, threads=args.threads, work_size=args.work_size)
+    report = run_evaluation(matter, args.data, args.backgrounds, args.out, args.sizes, conditions,
+                            args.seed, args.limit)
+    print(f"Model: {matter.info.describe()}\n")
+    print(markdown_table(report["rows"]), end="")
+    print(f"\nreport: {args.out / 'report.md'}, {args.out / 'report.json'}, worst cases: {args.out / 'worst.png'}")
+    return 0
+
+
+# -- export -------------------------------------------------------------------------------
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX and check parity",
+                       description="Write an ONNX model (opset 17, dynamic height and width) and check that "
+                                   "ONNX Runtime and PyTorch agree within 1e-3 on the bundled samples.")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--onnx", required=True, type=Path, help="output .onnx file")
+    p.add_argument("--name", help="model name stored in the file")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint, parity_images
+
+    diff = export_checkpoint(args.checkpoint, args.onnx, parity_images(), name=args.name)
+    print(f"{args.onnx}: written; ONNX vs PyTorch max |difference| {diff:.2e}")
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Give anime illustrations their alpha channel back.")
+    parser.add_argument("--version", action="version", version=_version_text())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_evaluate, _add_export):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except (OSError, ValueError, RuntimeError) as exc:
+        _error(str(exc))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

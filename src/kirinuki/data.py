@@ -1,0 +1,465 @@
+"""Training samples composited on the fly from RGBA cutouts and backgrounds.
+
+The work is split in two so that a GPU is never starved:
+
+1. **Per sample, on CPU** (DataLoader workers, numpy + Pillow): choose a cutout by group
+   weight, apply flip / zoom / rotation / shift through *premultiplied* colour, optionally a
+   second character or none, and draw a background. A sample is three uint8 arrays: the
+   premultiplied colour ``Fp = alpha * F``, the alpha, and the background ``B``.
+2. **Per batch, on the training device** (:func:`compose_batch`, torch): the composite
+   ``I = Fp + (1 - alpha) * B`` (that is ``alpha * F + (1 - alpha) * B`` with straight
+   colour), then blur, down-and-up rescaling, JPEG compression (simulated exactly as the
+   codec's lossy steps do it: YCbCr, 4:2:0, 8x8 DCT, quantisation tables scaled by quality)
+   and noise, all batched.
+
+Every random choice comes from generators seeded by ``(seed, sample index)`` on the CPU side
+and ``(seed, step, rank, micro-step)`` on the device side, so a run resumed from a checkpoint
+sees exactly the samples it would have seen.
+
+Background classes (the seed paper's mix is white 40 %, light 40 %, dark 10 %, black 10 %):
+
+* ``white``, ``light``, ``dark``, ``black``: flat colours as defined in
+  :mod:`kirinuki.backgrounds` (light: every channel in [192, 255]; dark: in [0, 63]);
+* ``scene``: a random crop of a background picture, flipped, colour-jittered;
+* ``hard``: a flat colour, or a vertical gradient of two, taken from the character's own
+  opaque pixels, so colour alone cannot tell character from background.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .backgrounds import flat_colour
+from .config import DataConfig
+
+__all__ = ["CUTOUT_SUFFIXES", "BACKGROUND_SUFFIXES", "CutoutLibrary", "SampleMaker",
+           "CompositeDataset", "StepBatchSampler", "compose_batch", "jpeg_simulate",
+           "find_images", "BG_CLASSES"]
+
+CUTOUT_SUFFIXES = (".png", ".webp")
+BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+BG_CLASSES = ("white", "light", "dark", "black", "scene", "hard")
+
+
+def find_images(root: Path, suffixes: Sequence[str]) -> list[Path]:
+    """Files under ``root`` (recursive) with one of ``suffixes``, in a stable order."""
+    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+
+
+def _load_cutout(path: Path, max_side: int) -> np.ndarray:
+    """RGBA file -> premultiplied ``HxWx4 uint8`` (mode RGBa), longest side <= max_side."""
+    with Image.open(path) as im:
+        im = im.convert("RGBA").convert("RGBa")
+    scale = max_side / max(im.size)
+    if scale < 1:
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                       Image.Resampling.LANCZOS)
+    return np.asarray(im)
+
+
+def _load_rgb(path: Path, max_side: int) -> np.ndarray:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+    scale = max_side / max(im.size)
+    if scale < 1:
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
+    return np.asarray(im)
+
+
+@dataclass
+class CutoutLibrary:
+    """All the pictures a run draws from, decoded once and kept in memory.
+
+    cutouts[g]: premultiplied ``HxWx4 uint8`` arrays of group g; backgrounds: ``HxWx3 uint8``;
+    pairs: ``(rgb HxWx3 uint8, alpha HxW uint8)``.
+    """
+
+    groups: list[str]
+    weights: np.ndarray
+    cutouts: list[list[np.ndarray]]
+    backgrounds: list[np.ndarray]
+    pairs: list[tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def load(cls, root: str | Path, cfg: DataConfig, threads: int = 4) -> "CutoutLibrary":
+        root = Path(root)
+        groups, weights, cutouts = [], [], []
+        with ThreadPoolExecutor(threads) as pool:  # Pillow decodes without the GIL
+            for group, weight in cfg.groups.items():
+                files = find_images(root / group, CUTOUT_SUFFIXES)
+                if not files:
+                    raise FileNotFoundError(f"{root / group}: no cutouts (*.png, *.webp) found")
+                groups.append(group)
+                weights.append(float(weight))
+                cutouts.append(list(pool.map(lambda p: _load_cutout(p, cfg.cache_side), files)))
+            bg_dir = root / cfg.backgrounds
+            bg_files = find_images(bg_dir, BACKGROUND_SUFFIXES) if bg_dir.is_dir() else []
+            if not bg_files and cfg.bg_scene > 0:
+                raise FileNotFoundError(f"{bg_dir}: no backgrounds found, but bg_scene > 0")
+            backgrounds = list(pool.map(lambda p: _load_rgb(p, 2 * cfg.cache_side), bg_files))
+            pairs = []
+            if cfg.pairs and cfg.pairs_weight > 0:
+                pairs = list(pool.map(lambda p: _load_pair(p, cfg.cache_side), _find_pairs(root / cfg.pairs)))
+        w = np.asarray(weights, dtype=np.float64)
+        return cls(groups, w / w.sum(), cutouts, backgrounds, pairs)
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self.cutouts)
+
+
+def _find_pairs(folder: Path) -> list[Path]:
+    out = []
+    for alpha in sorted(folder.rglob("*.alpha.png")):
+        stem = alpha.name[: -len(".alpha.png")]
+        for ext in (".png", ".jpg", ".jpeg", ".webp"):
+            rgb = alpha.with_name(stem + ext)
+            if rgb.exists():
+                out.append(rgb)
+                break
+    if not out:
+        raise FileNotFoundError(f"{folder}: no NAME.jpg / NAME.alpha.png pairs found")
+    return out
+
+
+def _load_pair(rgb_path: Path, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    alpha_path = rgb_path.with_name(rgb_path.stem + ".alpha.png")
+    with Image.open(rgb_path) as im, Image.open(alpha_path) as am:
+        rgb, alpha = im.convert("RGB"), am.convert("L")
+    if alpha.size != rgb.size:
+        raise ValueError(f"{alpha_path}: size {alpha.size} differs from {rgb_path}'s {rgb.size}")
+    scale = max_side / max(rgb.size)
+    if scale < 1:
+        size = (round(rgb.width * scale), round(rgb.height * scale))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+        alpha = alpha.resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(rgb), np.asarray(alpha)
+
+
+class SampleMaker:
+    """Draws one training sample: premultiplied character layer and a background.
+
+    ``make(rng, size)`` returns ``(fp, alpha, bg)``: uint8 arrays of shape SxSx3, SxS and
+    SxSx3 (S = size). The target alpha and the image are exactly related by
+    ``I = fp / 255 + (1 - alpha / 255) * bg / 255``.
+    """
+
+    def __init__(self, library: CutoutLibrary, cfg: DataConfig) -> None:
+        self.lib = library
+        self.cfg = cfg
+        w = np.array([cfg.bg_white, cfg.bg_light, cfg.bg_dark, cfg.bg_black,
+                      cfg.bg_scene if library.backgrounds else 0.0, cfg.bg_hard], dtype=np.float64)
+        if w.sum() <= 0:
+            raise ValueError("the background mix has no positive weight")
+        self.bg_weights = w / w.sum()
+
+    # -- the character layer -------------------------------------------------------------
+    def _pick_cutout(self, rng: np.random.Generator) -> np.ndarray:
+        g = rng.choice(len(self.lib.groups), p=self.lib.weights)
+        items = self.lib.cutouts[g]
+        return items[rng.integers(len(items))]
+
+    def _place(self, rng: np.random.Generator, cut: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flip, zoom, rotate and shift one premultiplied cutout onto an empty SxS canvas.
+
+        Returns float32 (fp SxSx3, alpha SxS) in [0, 1].
+        """
+        cfg = self.cfg
+        h, w = cut.shape[:2]
+        cutoff = rng.random() < cfg.p_cutoff
+        lo, hi = cfg.cutoff_zoom if cutoff else cfg.zoom
+        zoom = math.exp(rng.uniform(math.log(lo), math.log(hi)))  # log-uniform: scale-fair
+        scale = zoom * min(size / w, size / h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        im = Image.fromarray(cut, "RGBa").resize((nw, nh), Image.Resampling.LANCZOS)
+        if rng.random() < cfg.flip:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        angle = rng.uniform(-cfg.rotation, cfg.rotation) if cfg.rotation > 0 else 0.0
+        if angle:
+            # Premultiplied colour and a transparent fill: no dark fringe at the new border.
+            im = im.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
+        pw, ph = im.size
+        if cutoff:
+            x = rng.integers(-pw // 2, max(size - pw // 2, -pw // 2 + 1))
+            y = rng.integers(-ph // 3, max(size - ph // 2, -ph // 3 + 1))
+        else:
+            cx = (size - pw) / 2 + rng.uniform(-cfg.shift, cfg.shift) * size
+            cy = (size - ph) / 2 + rng.uniform(-cfg.shift, cfg.shift) * size
+            if rng.random() < cfg.p_stand:
+                cy = size - ph  # standing on the bottom edge, as sprites are drawn
+            x, y = round(cx), round(cy)
+        canvas = Image.new("RGBa", (size, size), (0, 0, 0, 0))
+        canvas.paste(im, (int(x), int(y)))
+        arr = np.asarray(canvas).astype(np.float32) / 255.0
+        alpha = arr[..., 3]
+        # 8-bit premultiplied resampling can round colour a step above alpha; keep Fp <= alpha.
+        fp = np.minimum(arr[..., :3], alpha[..., None])
+        return fp, alpha
+
+    def _layer(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.cfg
+        if rng.random() < cfg.p_empty:
+            return np.zeros((size, size, 3), np.float32), np.zeros((size, size), np.float32)
+        fp, alpha = self._place(rng, self._pick_cutout(rng), size)
+        if rng.random() < cfg.p_two:
+            fp2, a2 = self._place(rng, self._pick_cutout(rng), size)
+            # The second character in front: premultiplied "over".
+            fp = fp2 + (1.0 - a2[..., None]) * fp
+            alpha = a2 + (1.0 - a2) * alpha
+        return fp, alpha
+
+    # -- the background ------------------------------------------------------------------
+    def _scene(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        src = self.lib.backgrounds[rng.integers(len(self.lib.backgrounds))]
+        h, w = src.shape[:2]
+        side = max(8, round(min(h, w) * rng.uniform(0.3, 1.0)))
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        im = Image.fromarray(src[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BILINEAR)
+        if rng.random() < 0.5:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        bg = np.asarray(im).astype(np.float32)
+        j = self.cfg.scene_jitter
+        if j > 0:
+            gray = bg.mean(axis=2, keepdims=True)
+            bg = gray + (bg - gray) * rng.uniform(1 - j, 1 + j)            # saturation
+            bg = (bg - 128) * rng.uniform(1 - j / 2, 1 + j / 2) + 128       # contrast
+            bg = bg * rng.uniform(1 - j / 2, 1 + j / 2)                     # brightness
+            bg = bg + rng.uniform(-20 * j, 20 * j, size=3)                  # colour cast
+        return np.clip(bg, 0, 255).astype(np.uint8)
+
+    def _hard(self, rng: np.random.Generator, fp: np.ndarray, alpha: np.ndarray, size: int) -> np.ndarray:
+        opaque = np.flatnonzero(alpha.ravel() > 0.95)
+        if opaque.size == 0:
+            return np.full((size, size, 3), rng.integers(0, 256, 3), np.uint8)
+        pixels = fp.reshape(-1, 3)[opaque] * 255
+        sub = pixels[:: max(1, len(pixels) // 2048)]
+        # A character drawn in one flat colour on that same colour is invisible, not hard:
+        # take colours that cover at most 60 % of the character, else a light background.
+        candidates = pixels[rng.integers(len(pixels), size=6)]
+        usable = [c for c in candidates if np.mean(np.abs(sub - c).max(axis=1) < 16) <= 0.6]
+        if not usable:
+            return self._background(rng, "light", fp, alpha, size)
+        colours = np.array([usable[0], usable[-1]], np.float32)
+        if rng.random() < 0.5:
+            return np.broadcast_to(colours[0], (size, size, 3)).astype(np.uint8)
+        t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+        return np.broadcast_to(colours[0] * (1 - t) + colours[1] * t, (size, size, 3)).astype(np.uint8)
+
+    def _background(self, rng: np.random.Generator, kind: str, fp: np.ndarray, alpha: np.ndarray,
+                    size: int) -> np.ndarray:
+        if kind == "scene":
+            return self._scene(rng, size)
+        if kind == "hard":
+            return self._hard(rng, fp, alpha, size)
+        return np.broadcast_to(flat_colour(kind, rng), (size, size, 3)).copy()
+
+    def background_kind(self, rng: np.random.Generator) -> str:
+        return BG_CLASSES[rng.choice(len(BG_CLASSES), p=self.bg_weights)]
+
+    def _pair(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rgb, alpha = self.lib.pairs[rng.integers(len(self.lib.pairs))]
+        h, w = alpha.shape
+        side = min(h, w)
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = (x, y, x + side, y + side)
+        im = Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS, box=crop)
+        am = Image.fromarray(alpha).resize((size, size), Image.Resampling.LANCZOS, box=crop)
+        # A real photo-like pair is already composited: carry it as Fp = I with B = 0, so that
+        # the shared compositing step returns I unchanged.
+        return np.asarray(im), np.asarray(am), np.zeros((size, size, 3), np.uint8)
+
+    def make(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.lib.pairs and rng.random() < self.cfg.pairs_weight:
+            return self._pair(rng, size)
+        fp, alpha = self._layer(rng, size)
+        bg = self._background(rng, self.background_kind(rng), fp, alpha, size)
+        return (np.rint(fp * 255).astype(np.uint8), np.rint(alpha * 255).astype(np.uint8), bg)
+
+
+class CompositeDataset(torch.utils.data.Dataset):
+    """Map-style dataset whose item ``(index, size)`` is a deterministic function of
+    ``(seed, index)``: tensors ``fp 3xSxS``, ``alpha 1xSxS``, ``bg 3xSxS``, all uint8."""
+
+    def __init__(self, maker: SampleMaker, seed: int) -> None:
+        self.maker = maker
+        self.seed = seed
+
+    def __len__(self) -> int:  # notional: samples are indexed by a global counter
+        return 2 ** 62
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        index, size = item
+        rng = np.random.default_rng([self.seed, index])
+        fp, alpha, bg = self.maker.make(rng, size)
+        return (torch.from_numpy(fp).permute(2, 0, 1), torch.from_numpy(alpha)[None],
+                torch.from_numpy(bg).permute(2, 0, 1))
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields, for each optimisation step from ``start_step`` on and each micro-batch of this
+    process, the list of ``(global sample index, canvas size)`` to draw.
+
+    Step s consumes global indices ``s * batch ... (s + 1) * batch - 1``; process ``rank`` of
+    ``world`` takes micro-batches ``rank * accum + j`` (j < accum) of ``micro`` samples. The
+    canvas size of a step is drawn from ``sizes`` with a generator seeded by (seed, s), so all
+    processes agree on it.
+    """
+
+    def __init__(self, start_step: int, batch: int, micro: int, rank: int, world: int,
+                 sizes: Sequence[int], seed: int) -> None:
+        if batch % (micro * world):
+            raise ValueError(f"batch {batch} is not a multiple of micro_batch {micro} x {world} processes")
+        self.start_step, self.batch, self.micro = start_step, batch, micro
+        self.rank, self.world = rank, world
+        self.accum = batch // (micro * world)
+        self.sizes, self.seed = list(sizes), seed
+
+    def size_at(self, step: int) -> int:
+        return self.sizes[np.random.default_rng([self.seed, 7, step]).integers(len(self.sizes))]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.start_step
+        while True:
+            size = self.size_at(step)
+            for j in range(self.accum):
+                first = step * self.batch + (self.rank * self.accum + j) * self.micro
+                yield [(first + k, size) for k in range(self.micro)]
+            step += 1
+
+
+# -- batched compositing and degradations on the training device ------------------------
+
+def _rand(n: int, g: torch.Generator, device: torch.device, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-sample Gaussian blur; x NxCxHxW, sigma N."""
+    n, c, h, w = x.shape
+    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-(t[None] ** 2) / (2 * sigma[:, None].to(x.dtype) ** 2))
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*c, K)
+    y = x.reshape(1, n * c, h, w)
+    y = F.pad(y, (radius, radius, radius, radius), mode="replicate")
+    y = F.conv2d(y, k[:, None, None, :], groups=n * c)
+    y = F.conv2d(y, k[:, None, :, None], groups=n * c)
+    return y.reshape(n, c, h, w)
+
+
+# Annex K tables of the JPEG standard (luminance, chrominance), row-major 8x8.
+_JPEG_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+              14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+              18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+              49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]
+_JPEG_CHROMA = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+                24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32
+
+
+def _jpeg_tables(quality: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """libjpeg's quality scaling of the standard tables; quality N in [1, 100] -> N x 8 x 8."""
+    q = quality.clamp(1, 100).to(torch.float64)
+    scale = torch.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)[:, None]
+    out = []
+    for base in (_JPEG_LUMA, _JPEG_CHROMA):
+        t = torch.tensor(base, dtype=torch.float64, device=device)[None]
+        out.append(torch.floor((t * scale + 50) / 100).clamp(1, 255).reshape(-1, 8, 8).float())
+    return out[0], out[1]
+
+
+def _dct_matrix(device: torch.device) -> torch.Tensor:
+    k = torch.arange(8, dtype=torch.float64)
+    d = torch.cos((2 * k[None, :] + 1) * k[:, None] * math.pi / 16) * math.sqrt(2 / 8)
+    d[0] /= math.sqrt(2)
+    return d.float().to(device)
+
+
+def _dct_quantise(plane: torch.Tensor, table: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """plane N x 1 x H x W (H, W multiples of 8, values centred on 0); table N x 8 x 8."""
+    n, _, h, w = plane.shape
+    blocks = plane.reshape(n, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4)  # n, by, bx, 8, 8
+    coef = d @ blocks @ d.T
+    t = table[:, None, None]
+    coef = torch.round(coef / t) * t
+    blocks = d.T @ coef @ d
+    return blocks.permute(0, 1, 3, 2, 4).reshape(n, 1, h, w)
+
+
+def jpeg_simulate(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """What JPEG at ``quality`` does to an image, batched and on any device.
+
+    x: Nx3xHxW float in [0, 1]; quality: N values in [1, 100]. The lossy steps of a baseline
+    encoder and decoder: full-range YCbCr, 4:2:0 chroma averaging, 8x8 DCT, quantisation with
+    the standard tables scaled as libjpeg scales them, and the inverse (chroma upsampled
+    bilinearly, as libjpeg's "fancy upsampling" does). Only the lossless entropy coding is
+    left out. Returns Nx3xHxW float in [0, 1] on the 1/255 grid.
+    """
+    n, _, h, w = x.shape
+    ph, pw = (-h) % 16, (-w) % 16
+    x = F.pad(x.float() * 255.0, (0, pw, 0, ph), mode="replicate")
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
+    qy, qc = _jpeg_tables(quality, x.device)
+    d = _dct_matrix(x.device)
+    y = _dct_quantise(y - 128, qy, d) + 128
+    chroma = []
+    for c in (cb, cr):
+        small = F.avg_pool2d(c, 2)
+        ph2, pw2 = (-small.shape[-2]) % 8, (-small.shape[-1]) % 8
+        small = F.pad(small, (0, pw2, 0, ph2), mode="replicate")
+        small = _dct_quantise(small - 128, qc, d)[..., : c.shape[-2] // 2, : c.shape[-1] // 2] + 128
+        chroma.append(F.interpolate(small, scale_factor=2, mode="bilinear", align_corners=False))
+    cb, cr = chroma
+    r = y + 1.402 * (cr - 128)
+    g = y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128)
+    b = y + 1.772 * (cb - 128)
+    out = torch.cat([r, g, b], 1)[..., :h, :w]
+    return torch.round(out.clamp(0, 255)) / 255.0
+
+
+def compose_batch(fp: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, cfg: DataConfig,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Composite and degrade a batch on its device.
+
+    fp, bg: Nx3xSxS uint8; alpha: Nx1xSxS uint8 (on the training device). Returns
+    (image Nx3xSxS float32 in [0, 1], alpha Nx1xSxS float32 in [0, 1]). The alpha target is
+    never degraded: the network must recover the exact matte from a degraded picture.
+    """
+    dev = fp.device
+    a = alpha.float() / 255.0
+    x = fp.float() / 255.0 + (1.0 - a) * (bg.float() / 255.0)
+    n = x.shape[0]
+
+    def chosen(p: float) -> torch.Tensor:
+        return torch.nonzero(_rand(n, generator, dev) < p).flatten() if p > 0 else torch.empty(0, dtype=torch.long)
+
+    idx = chosen(cfg.p_blur)
+    if idx.numel():
+        x[idx] = _gaussian_blur(x[idx], _rand(idx.numel(), generator, dev, *cfg.blur_sigma))
+    idx = chosen(cfg.p_rescale)
+    if idx.numel():
+        factors = _rand(idx.numel(), generator, dev, *cfg.rescale_factor).tolist()
+        s = x.shape[-1]
+        for i, f in zip(idx.tolist(), factors):
+            small = F.interpolate(x[i:i + 1], size=(max(8, round(s * f)),) * 2, mode="area")
+            x[i:i + 1] = F.interpolate(small, size=(s, s), mode="bilinear", align_corners=False)
+    idx = chosen(cfg.p_noise)
+    if idx.numel():
+        std = _rand(idx.numel(), generator, dev, 0.0, cfg.noise_std)[:, None, None, None]
+        x[idx] = x[idx] + torch.randn(x[idx].shape, generator=generator, device=dev) * std
+    x = x.clamp(0, 1)
+    idx = chosen(cfg.p_jpeg)  # last, as a saved file would be
+    if idx.numel():
+        q = torch.floor(_rand(idx.numel(), generator, dev, cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+        x[idx] = jpeg_simulate(x[idx], q)
+    return x, a

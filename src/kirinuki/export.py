@@ -1,0 +1,118 @@
+"""ONNX export of a trained network, and the parity check against PyTorch.
+
+The exported graph takes ``image``: Nx3xHxW float32 RGB in [0, 1] (H and W dynamic) and
+returns ``alpha``: Nx1xHxW float32 in [0, 1]; normalisation and padding are inside it.
+The model's description (architecture, arguments, working size, version) travels in the
+file's metadata under the key ``kirinuki``, so the ONNX file alone is enough to run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._version import __version__
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .imaging import to_float
+from .inference import to_network_input
+from .models import AlphaNet
+
+__all__ = ["OPSET", "export_onnx", "export_checkpoint", "parity_check"]
+
+#: ONNX opset of the exported graph (supported by ONNX Runtime >= 1.14).
+OPSET = 17
+
+
+def export_onnx(model: AlphaNet, path: str | os.PathLike, meta: dict[str, Any]) -> Path:
+    """Write ``model`` as ONNX to ``path`` (atomically), with ``meta`` in its metadata."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.cpu().eval()
+    example = torch.rand(1, 3, 2 * model.pad_multiple, 3 * model.pad_multiple)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(model, (example,), tmp, dynamo=False, opset_version=OPSET,
+                              input_names=["image"], output_names=["alpha"],
+                              dynamic_axes={"image": {0: "n", 2: "height", 3: "width"},
+                                            "alpha": {0: "n", 2: "height", 3: "width"}})
+        proto = onnx.load(tmp)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "kirinuki", json.dumps(meta, sort_keys=True)
+        proto.producer_name = "kirinuki"
+        proto.producer_version = __version__
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def parity_check(model: AlphaNet, onnx_path: str | os.PathLike, images: list[np.ndarray]) -> float:
+    """Max absolute difference between PyTorch and ONNX Runtime alphas over ``images``
+    (each HxWx3 uint8, run at its own size)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    model = model.cpu().eval()
+    worst = 0.0
+    for rgb in images:
+        x = to_network_input(to_float(rgb), model.pad_multiple)
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(x)).numpy()
+        got = session.run(None, {"image": x})[0]
+        worst = max(worst, float(np.max(np.abs(ref - got))))
+    return worst
+
+
+def model_meta(state: dict[str, Any], model: AlphaNet, name: str | None = None) -> dict[str, Any]:
+    return {"name": name or state.get("name", "kirinuki-model"), "arch": state["arch"],
+            "arch_args": state["arch_args"], "work_size": state.get("work_size"),
+            "pad_multiple": model.pad_multiple,
+            "step": state.get("step"), "version": __version__}
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike,
+                      check_images: list[np.ndarray], name: str | None = None,
+                      tolerance: float = 1e-3) -> float:
+    """Export a training checkpoint to ONNX and verify it; returns the parity figure.
+
+    Raises ValueError (and removes the file) when ONNX and PyTorch differ by more than
+    ``tolerance`` on ``check_images``.
+    """
+    state = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(state)
+    export_onnx(model, onnx_path, model_meta(state, model, name))
+    diff = parity_check(model, onnx_path, check_images)
+    if diff > tolerance:
+        Path(onnx_path).unlink(missing_ok=True)
+        raise ValueError(f"{onnx_path}: ONNX and PyTorch differ by {diff:.2e} > {tolerance:.0e}")
+    return diff
+
+
+def parity_images(max_side: int = 320) -> list[np.ndarray]:
+    """The bundled samples (downscaled to ``max_side``) and one odd-sized random picture:
+    the inputs of the export's parity check."""
+    from .imaging import as_rgb_array
+    from .samples import sample_paths
+    from PIL import Image
+
+    images = []
+    for path in sample_paths():
+        im = Image.fromarray(as_rgb_array(path))
+        im.thumbnail((max_side, max_side))
+        images.append(np.asarray(im))
+    images.append(np.random.default_rng(0).integers(0, 256, (97, 61, 3), dtype=np.uint8))
+    return images

@@ -1,0 +1,174 @@
+"""Image I/O, compositing and premultiplied resampling; numpy + Pillow only.
+
+Conventions used across the package:
+
+* an *RGB image* is an ``HxWx3 uint8`` array in [0, 255] (sRGB);
+* an *alpha matte* is an ``HxW float32`` array in [0, 1], straight (not premultiplied);
+* a *premultiplied colour* ``Fp`` is ``alpha * F``, so the compositing equation
+
+      I = alpha * F + (1 - alpha) * B = Fp + (1 - alpha) * B
+
+  holds without dividing by alpha anywhere.
+
+Resampling an RGBA picture must happen on premultiplied colour: resampling straight colour
+mixes the (arbitrary) colour of transparent pixels into the edge and leaves a dark or
+coloured fringe.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "composite",
+    "premultiply",
+    "unpremultiply",
+    "rgba_to_premultiplied",
+    "resize_premultiplied",
+    "pad_to_square_bottom",
+    "to_float",
+    "to_uint8",
+    "atomic_save",
+]
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """uint8 in [0, 255] -> float32 in [0, 1] (any shape)."""
+    return image.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float in [0, 1] -> uint8 in [0, 255], rounded and clipped (any shape)."""
+    return np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """``I = alpha * F + (1 - alpha) * B`` with straight colour.
+
+    fg, bg: HxWx3 float32 in [0, 1]; alpha: HxW float32 in [0, 1]. Returns HxWx3 float32.
+    """
+    a = alpha[..., None]
+    return a * fg + (1.0 - a) * bg
+
+
+def premultiply(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Straight colour HxWx3 float -> premultiplied colour ``alpha * F``."""
+    return fg * alpha[..., None]
+
+
+def unpremultiply(fp: np.ndarray, alpha: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Premultiplied colour -> straight colour; 0 where alpha is 0. Float HxWx3 in [0, 1]."""
+    a = alpha[..., None]
+    return np.where(a > eps, np.clip(fp / np.maximum(a, eps), 0.0, 1.0), 0.0).astype(np.float32)
+
+
+def rgba_to_premultiplied(rgba: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """An RGBA Pillow image -> (premultiplied colour HxWx3 float32, alpha HxW float32), in [0, 1]."""
+    arr = to_float(np.asarray(rgba.convert("RGBA")))
+    alpha = arr[..., 3]
+    return premultiply(arr[..., :3], alpha), alpha
+
+
+def resize_premultiplied(rgba: Image.Image, size: tuple[int, int],
+                         resample: int = Image.Resampling.LANCZOS) -> Image.Image:
+    """Resize an RGBA image to ``size`` (width, height) through premultiplied colour.
+
+    Returns an ``RGBa`` (premultiplied, 8-bit) Pillow image: keep it premultiplied for
+    compositing (``Fp + (1 - alpha) * B``) rather than dividing by alpha again.
+    """
+    return rgba.convert("RGBa").resize(size, resample)
+
+
+def pad_to_square_bottom(rgba: Image.Image) -> Image.Image:
+    """Pad an RGBA cutout with transparency to a square, centred horizontally and standing on
+    the bottom edge (the way a standing character is framed)."""
+    w, h = rgba.size
+    side = max(w, h)
+    canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    canvas.paste(rgba, ((side - w) // 2, side - h))
+    return canvas
+
+
+def atomic_save(image: Image.Image, path: str | os.PathLike, **params) -> None:
+    """Save a Pillow image so that ``path`` is either absent or complete: write a temporary
+    file in the same folder, then rename it over ``path``."""
+    path = Path(path)
+    fmt = params.pop("format", None) or Image.registered_extensions().get(path.suffix.lower())
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format=fmt, **params)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- reading pictures as users have them -------------------------------------------------
+
+def _flatten_mode(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB or RGBA, keeping transparency where the file has it."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: scale to 8 bits rather than clipping at 255.
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        return Image.fromarray(to_uint8(arr / top)).convert("RGB")
+    if im.mode == "F":
+        return Image.fromarray(to_uint8(np.asarray(im))).convert("RGB")
+    if im.mode == "P":
+        return im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return im.convert("RGBA")
+    if im.mode == "RGB":
+        return im
+    return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, ...
+
+
+def image_to_rgba_or_rgb(image: "Image.Image") -> Image.Image:
+    """A decoded Pillow image -> RGB or RGBA, colour-managed to sRGB when it carries an ICC
+    profile, with its EXIF orientation applied."""
+    from PIL import ImageOps
+
+    im = ImageOps.exif_transpose(image)
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            from PIL import ImageCms
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            if im.mode in ("RGB", "CMYK", "L"):
+                out_mode = "RGB"
+                im = ImageCms.profileToProfile(im, src, dst, outputMode=out_mode)
+            elif im.mode == "RGBA":
+                rgb = ImageCms.profileToProfile(im.convert("RGB"), src, dst, outputMode="RGB")
+                rgb.putalpha(im.getchannel("A"))
+                im = rgb
+        except Exception:
+            pass  # an unusable profile: fall back to the plain conversion below
+    return _flatten_mode(im)
+
+
+def as_rgb_array(image: "str | os.PathLike | Image.Image | np.ndarray") -> np.ndarray:
+    """A path, Pillow image or array -> ``HxWx3 uint8`` RGB (alpha, if any, dropped).
+
+    Arrays: HxWx3 uint8, HxW uint8 (gray) or HxWx4 uint8 (RGBA) are accepted.
+    """
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 array, got {image.dtype}")
+        if image.ndim == 2:
+            return np.repeat(image[..., None], 3, axis=2)
+        if image.ndim == 3 and image.shape[2] in (3, 4):
+            return np.ascontiguousarray(image[..., :3])
+        raise ValueError(f"expected an HxWx3 array, got shape {image.shape}")
+    if isinstance(image, Image.Image):
+        return np.asarray(image_to_rgba_or_rgb(image).convert("RGB"))
+    with Image.open(image) as im:
+        im.load()
+        return np.asarray(image_to_rgba_or_rgb(im).convert("RGB"))

@@ -1,0 +1,243 @@
+"""The predictor: RGB image in, alpha matte out, at any size.
+
+One code path serves the command line, the Python API, ``kirinuki evaluate`` and the web
+app: :class:`Matter` loads a model once (the bundled ONNX model by default, any exported
+ONNX file, or a training checkpoint through PyTorch) and :meth:`Matter.predict_alpha` does
+
+1. resize so the longest side is the model's working size (``work_size``; the network was
+   trained at that scale, so every input size looks the same to it);
+2. run the network (padding to its size multiple is done inside the network);
+3. bring the alpha back to full size: guided upsampling for larger inputs (edges follow the
+   full-resolution picture), area averaging for smaller ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from ._version import __version__
+from .guided import guided_upsample
+from .imaging import as_rgb_array, to_float
+
+__all__ = ["Matter", "ModelInfo", "default_model_path", "prepare_input", "ModelError"]
+
+#: How the bundled model files are named inside the package.
+DEFAULT_MODEL = "default"
+
+
+class ModelError(RuntimeError):
+    """A model file that cannot be used (missing, corrupt, wrong checksum)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is: registry name, its arguments, working size and provenance."""
+
+    name: str
+    arch: str
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    work_size: int | None = None
+    pad_multiple: int = 1
+    source: str = ""
+    sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        ws = self.work_size or "native"
+        return f"{self.name} ({self.arch}, working size {ws})"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bundled_file(filename: str) -> Path:
+    """A file of the bundled default model (``default.onnx``, ``default.pt``), after checking
+    its checksum against ``weights/default.json``."""
+    folder = Path(str(resources.files("kirinuki").joinpath("weights")))
+    manifest = folder / f"{DEFAULT_MODEL}.json"
+    path = folder / filename
+    if not manifest.exists() or not path.exists():
+        raise ModelError(f"{path}: the bundled model is missing from this installation")
+    expected = json.loads(manifest.read_text("utf-8"))["files"][filename]["sha256"]
+    actual = _sha256(path)
+    if actual != expected:
+        raise ModelError(f"{path}: checksum mismatch (expected {expected[:12]}..., got {actual[:12]}...); "
+                         "reinstall kirinuki")
+    return path
+
+
+def default_model_path() -> Path:
+    """The bundled ONNX model, checksum verified."""
+    return bundled_file(f"{DEFAULT_MODEL}.onnx")
+
+
+def bundled_model_info() -> dict[str, Any]:
+    """The bundled model's manifest (name, version, metrics, checksums), without loading it."""
+    path = Path(str(resources.files("kirinuki").joinpath("weights", f"{DEFAULT_MODEL}.json")))
+    return json.loads(path.read_text("utf-8")) if path.exists() else {}
+
+
+def prepare_input(rgb: np.ndarray, work_size: int | None) -> np.ndarray:
+    """HxWx3 uint8 -> hxwx3 float32 in [0, 1] at the working size (longest side = work_size)."""
+    h, w = rgb.shape[:2]
+    if work_size is None or max(h, w) == work_size:
+        return to_float(rgb)
+    s = work_size / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return to_float(np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)))
+
+
+def to_network_input(guide: np.ndarray, multiple: int) -> np.ndarray:
+    """hxwx3 float32 -> 1x3xHpxWp float32, padded at the bottom and right by replicating the
+    border up to a multiple of ``multiple`` (as the network itself pads)."""
+    h, w = guide.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        guide = np.pad(guide, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return np.ascontiguousarray(guide.transpose(2, 0, 1)[None])
+
+
+def restore_size(alpha_lo: np.ndarray, guide_lo: np.ndarray, rgb: np.ndarray, refine: bool = True) -> np.ndarray:
+    """The working-size alpha -> full size HxW float32 in [0, 1] (guided when enlarging)."""
+    h, w = rgb.shape[:2]
+    if alpha_lo.shape == (h, w):
+        return alpha_lo
+    if alpha_lo.shape[0] < h and refine:
+        return guided_upsample(alpha_lo, guide_lo, rgb)
+    im = Image.fromarray(alpha_lo.astype(np.float32), "F")
+    resample = Image.Resampling.BOX if alpha_lo.shape[0] > h else Image.Resampling.BILINEAR
+    return np.clip(np.asarray(im.resize((w, h), resample)), 0.0, 1.0)
+
+
+def _onnx_runner(path: Path, device: str, threads: int | None) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = ["CPUExecutionProvider"]
+    if device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    elif device == "cuda":
+        raise ModelError("--device cuda: ONNX Runtime has no CUDA provider in this installation")
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a usable ONNX model ({exc.__class__.__name__})") from exc
+    meta_map = session.get_modelmeta().custom_metadata_map
+    meta = json.loads(meta_map.get("kirinuki", "{}"))
+    name = session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: x})[0]
+    return run, meta
+
+
+def _torch_device(device: str) -> Any:
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: PyTorch sees no CUDA device")
+    return torch.device(device)
+
+
+def _module_runner(module: Any, device: str, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    dev = _torch_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    module = module.to(dev).eval()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(x).to(dev)).float().cpu().numpy()
+    return run
+
+
+class Matter:
+    """A loaded alpha model, reused across calls.
+
+    model: None (the bundled default), a path to an ``.onnx`` file (ONNX Runtime, no
+    PyTorch needed) or to a training checkpoint ``.pt`` (PyTorch). device: ``auto``, ``cpu``
+    or ``cuda``. threads: CPU threads (None: the runtime's default). work_size: override the
+    model's working size (an int, or ``"native"`` to run at the input's own size).
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
+                 threads: int | None = None, work_size: int | str | None = None,
+                 refine: bool = True) -> None:
+        if model is None:
+            path = default_model_path()
+            manifest = bundled_model_info()
+        else:
+            path = Path(model)
+            manifest = {}
+            if not path.is_file():
+                raise ModelError(f"{path}: no such model file")
+        if path.suffix.lower() == ".onnx":
+            self._run, meta = _onnx_runner(path, device, threads)
+            info = ModelInfo(name=manifest.get("name", meta.get("name", path.stem)),
+                             arch=meta.get("arch", "unknown"), arch_args=meta.get("arch_args", {}),
+                             work_size=meta.get("work_size"), pad_multiple=meta.get("pad_multiple", 1),
+                             source=str(path),
+                             extra={"version": manifest.get("version", meta.get("version"))})
+        else:
+            from .checkpoint import load_checkpoint, model_from_checkpoint
+
+            state = load_checkpoint(path)
+            module = model_from_checkpoint(state)
+            self._run = _module_runner(module, device, threads)
+            info = ModelInfo(name=state.get("name", path.stem), arch=state["arch"],
+                             arch_args=state["arch_args"], work_size=state.get("work_size"),
+                             pad_multiple=module.pad_multiple,
+                             source=str(path), extra={"step": state.get("step")})
+        self.info = _with_work_size(info, work_size)
+        self.refine = refine
+
+    @classmethod
+    def from_module(cls, module: Any, work_size: int | None, *, device: str = "cpu",
+                    name: str = "in-memory") -> "Matter":
+        """Wrap a live ``AlphaNet`` (used by training's validation)."""
+        self = cls.__new__(cls)
+        self._run = _module_runner(module, device, None)
+        self.info = ModelInfo(name=name, arch=type(module).__name__, arch_args=dict(module.config),
+                              work_size=work_size, pad_multiple=module.pad_multiple)
+        self.refine = True
+        return self
+
+    def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray") -> np.ndarray:
+        """Alpha matte of ``image`` (path, Pillow image, or HxWx3 uint8 array).
+
+        Returns HxW float32 in [0, 1], the size of the image.
+        """
+        rgb = as_rgb_array(image)
+        guide = prepare_input(rgb, self.info.work_size)
+        x = to_network_input(guide, self.info.pad_multiple)
+        alpha = self._run(x)[0, 0, : guide.shape[0], : guide.shape[1]].astype(np.float32)
+        return restore_size(alpha, guide, rgb, self.refine)
+
+
+def _with_work_size(info: ModelInfo, work_size: int | str | None) -> ModelInfo:
+    if work_size is None:
+        return info
+    ws = None if work_size == "native" else int(work_size)
+    return dataclasses.replace(info, work_size=ws)

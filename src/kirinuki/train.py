@@ -1,0 +1,380 @@
+"""The training loop: composites on the fly, one or many processes, resumable bit for bit.
+
+Reads top to bottom: set up (processes, device, model, optimiser, data), then per step draw
+a batch, composite it on the device, forward, loss, backward, step; every so often log,
+validate and checkpoint. Run it with ``kirinuki train`` or, for several processes,
+``torchrun --nproc_per_node N -m kirinuki train ...`` (DistributedDataParallel; NCCL on
+GPUs, gloo on CPU; only rank 0 writes).
+
+Determinism: sample ``i`` of the run is a pure function of ``(seed, i)`` and the device-side
+augmentation of step ``s`` of a rank of ``(seed, s, rank, micro-step)``, and a checkpoint
+holds the weights, the optimiser state and the step. A run resumed from a checkpoint
+therefore continues exactly as if it had not stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from ._version import __version__
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import LossConfig, OptimConfig, TrainConfig, config_to_dict
+from .data import CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler, compose_batch
+from .models import AlphaNet, count_parameters, create_model
+
+__all__ = ["lr_at", "alpha_loss", "train", "TrainResult"]
+
+
+def lr_at(step: int, cfg: OptimConfig) -> float:
+    """Learning rate at ``step``: linear warm-up, then flat or a cosine decay to
+    ``lr * min_lr_ratio`` over ``decay_steps``, then flat at that floor."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.decay_steps <= 0:
+        return cfg.lr
+    t = min(1.0, (step - cfg.warmup_steps) / cfg.decay_steps)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    bands = []
+    for _ in range(levels):
+        if min(x.shape[-2:]) < 4:
+            break
+        down = F.avg_pool2d(x, 2)
+        up = F.interpolate(down, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        bands.append(x - up)
+        x = down
+    bands.append(x)
+    return bands
+
+
+def alpha_loss(pred: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the configured terms; pred and target Nx1xHxW float in [0, 1].
+
+    mse: mean squared error (the paper's only term). l1: mean absolute error. gradient: L1
+    between horizontal and vertical finite differences. laplacian: L1 between Laplacian
+    pyramid bands (5 levels and the low-pass rest), each band's mean error weighted equally,
+    so a lost part (coarse bands) costs as much as a halo (fine bands).
+    """
+    parts: dict[str, torch.Tensor] = {}
+    diff = pred - target
+    if cfg.mse:
+        parts["mse"] = diff.pow(2).mean()
+    if cfg.l1:
+        parts["l1"] = diff.abs().mean()
+    if cfg.gradient:
+        gx = (pred[..., :, 1:] - pred[..., :, :-1]) - (target[..., :, 1:] - target[..., :, :-1])
+        gy = (pred[..., 1:, :] - pred[..., :-1, :]) - (target[..., 1:, :] - target[..., :-1, :])
+        parts["gradient"] = gx.abs().mean() + gy.abs().mean()
+    if cfg.laplacian:
+        bands = zip(_laplacian_pyramid(pred, 5), _laplacian_pyramid(target, 5))
+        parts["laplacian"] = sum((p - t).abs().mean() for p, t in bands)
+    weights = {"mse": cfg.mse, "l1": cfg.l1, "gradient": cfg.gradient, "laplacian": cfg.laplacian}
+    total = sum(weights[k] * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def _seed(*values: int) -> int:
+    return int(np.random.SeedSequence([v & 0xFFFFFFFF for v in values]).generate_state(1)[0])
+
+
+@dataclass
+class _Processes:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_processes(device: str) -> _Processes:
+    """One process, or one of ``WORLD_SIZE`` started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    return _Processes(rank, world, dev)
+
+
+@dataclass
+class TrainResult:
+    step: int
+    checkpoint: Path | None
+    metrics: dict[str, float]
+    model: AlphaNet
+
+
+class _Stopper:
+    """Turns SIGINT/SIGTERM into a request to save and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Stopper":
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\nkirinuki: {signal.Signals(signum).name}: saving a checkpoint after this step",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def threading_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _ignore_interrupts(_: int) -> None:
+    # DataLoader workers share the terminal's process group: let the main process decide.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.enabled, self.total = enabled, total
+        self.tty = sys.stderr.isatty()
+
+    def show(self, text: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            print("\r" + text.ljust(100), end="", file=sys.stderr, flush=True)
+        elif force:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def _validate(model: AlphaNet, cfg: TrainConfig, cases: list, device: torch.device) -> dict[str, float]:
+    from .evaluate import score_cases, summarise
+    from .inference import Matter
+
+    matter = Matter.from_module(model, cfg.model.work_size, device=str(device.type))
+    try:
+        records, _ = score_cases(matter, cases)
+    finally:
+        model.train()
+    rows = summarise(records)
+    out = {f"{r['size']}/{r['condition']}/{k}": r[k] for r in rows
+           for k in ("psnr", "pixel_accuracy", "iou", "edge_iou")}
+    out["psnr"] = float(np.mean([r["psnr"] for r in rows]))
+    out["iou"] = float(np.mean([r["iou"] for r in rows]))
+    return out
+
+
+def _initial_weights(init_from: str | Path) -> dict[str, Any]:
+    if str(init_from) == "default":
+        from .inference import bundled_file
+        init_from = bundled_file("default.pt")
+    return load_checkpoint(init_from)
+
+
+def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
+          resume: str | Path | None = None, init_from: str | Path | None = None,
+          val_root: str | Path | None = None, val_sizes: tuple[int, ...] = (256, 512),
+          progress: bool = True) -> TrainResult:
+    """Train ``cfg`` on the cutouts under ``data_root``; checkpoints go to ``out_dir``.
+
+    resume: a checkpoint to continue from (weights, optimiser, step). init_from: a checkpoint
+    (or ``"default"``, the bundled model) whose weights start a new run, e.g. a fine-tune.
+    val_root: a folder of cutouts scored every ``cfg.val_every`` steps (never trained on).
+    """
+    procs = _setup_processes(cfg.device)
+    out_dir = Path(out_dir)
+    cuda = procs.device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    # -- model and optimiser -----------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model.name, **cfg.model.args)
+    start_step, train_seconds, state = 0, 0.0, None
+    if resume:
+        state = load_checkpoint(resume)
+        if state["arch"] != cfg.model.name or state["arch_args"] != model.config:
+            raise ValueError(f"{resume}: checkpoint is a {state['arch']} {state['arch_args']}, "
+                             f"the config asks for {cfg.model.name} {model.config}")
+        model.load_state_dict(state["model"])
+        start_step, train_seconds = int(state["step"]), float(state.get("train_seconds", 0.0))
+    elif init_from:
+        init = _initial_weights(init_from)
+        if init["arch"] != cfg.model.name or init["arch_args"] != model.config:
+            raise ValueError(f"{init_from}: weights are a {init['arch']} {init['arch_args']}, "
+                             f"the config asks for {cfg.model.name} {model.config}")
+        model.load_state_dict(init["model"])
+    model.to(procs.device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+                            weight_decay=cfg.optim.weight_decay)
+    if state is not None and "optimizer" in state:
+        opt.load_state_dict(state["optimizer"])
+    net: torch.nn.Module = model
+    if procs.world > 1:
+        if cuda:  # batch statistics over the global batch, not each GPU's slice
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[procs.device.index] if cuda else None)
+
+    # -- data ----------------------------------------------------------------------------------
+    micro = cfg.micro_batch or cfg.batch // procs.world
+    library = CutoutLibrary.load(data_root, cfg.data)
+    dataset = CompositeDataset(SampleMaker(library, cfg.data), cfg.seed)
+    sampler = StepBatchSampler(start_step, cfg.batch, micro, procs.rank, procs.world, cfg.sizes, cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=cuda,
+        worker_init_fn=_ignore_interrupts if cfg.workers else None,
+        prefetch_factor=4 if cfg.workers else None, persistent_workers=bool(cfg.workers))
+    batches = iter(loader)
+    val_cases: list = []
+    if val_root and procs.main:
+        from .evaluate import make_cases
+        bg = Path(data_root) / cfg.data.backgrounds
+        val_cases = list(make_cases(val_root, bg if bg.is_dir() else None, val_sizes,
+                                    ("paper", "scene") if bg.is_dir() else ("paper",),
+                                    seed=1234, limit=cfg.val_images))
+
+    def snapshot(step: int, metrics: dict[str, float]) -> dict[str, Any]:
+        return {"name": f"{cfg.model.name}-step{step}", "arch": cfg.model.name, "arch_args": model.config,
+                "work_size": cfg.model.work_size, "config": config_to_dict(cfg), "step": step,
+                "samples_seen": step * cfg.batch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "metrics": metrics, "train_seconds": train_seconds + (time.time() - t_start),
+                "kirinuki_version": __version__, "world_size": procs.world}
+
+    if procs.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(f"kirinuki train: {cfg.model.name} ({count_parameters(model) / 1e6:.2f} M parameters) on "
+              f"{procs.device} x{procs.world}, {len(library)} cutouts, {len(library.backgrounds)} backgrounds, "
+              f"batch {cfg.batch} (micro {micro}), from step {start_step}", file=sys.stderr, flush=True)
+
+    # -- the loop ------------------------------------------------------------------------------
+    accum = sampler.accum
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    bar = _Progress(progress and procs.main, cfg.steps or None)
+    metrics: dict[str, float] = dict(state.get("metrics", {})) if state else {}
+    best = metrics.get("psnr", -1.0)
+    step, last_ckpt = start_step, None
+    t_start = t_log = time.time()
+    seen_since_log = 0
+    net.train()
+    with _Stopper() as stopper:
+        while True:
+            stop = (cfg.steps and step >= cfg.steps) or stopper.requested or \
+                   (cfg.minutes and time.time() - t_start >= cfg.minutes * 60)
+            if procs.world > 1:  # all processes stop at the same step
+                flag = torch.tensor([float(bool(stop))], device=procs.device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop = bool(flag.item())
+            if stop:
+                break
+            lr = lr_at(step, cfg.optim)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            parts: dict[str, float] = {}
+            total = 0.0
+            for j in range(accum):
+                fp, alpha, bg = (t.to(procs.device, non_blocking=True) for t in next(batches))
+                g = torch.Generator(procs.device).manual_seed(_seed(cfg.seed, step, procs.rank, j))
+                x, target = compose_batch(fp, alpha, bg, cfg.data, g)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                sync = net.no_sync() if (procs.world > 1 and j < accum - 1) else nullcontext()
+                with sync:
+                    with amp:
+                        pred = net(x)
+                    loss, p = alpha_loss(pred.float(), target, cfg.loss)
+                    (loss / accum).backward()
+                total += float(loss.detach()) / accum
+                for k, v in p.items():
+                    parts[k] = parts.get(k, 0.0) + v / accum
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            opt.step()
+            step += 1
+            seen_since_log += cfg.batch
+
+            if not procs.main:
+                continue
+            now = time.time()
+            rate = seen_since_log / max(1e-9, now - t_log)
+            of = f"/{cfg.steps}" if cfg.steps else ""
+            bar.show(f"step {step}{of} | loss {total:.4f} | {rate:.1f} img/s | lr {lr:.2e}",
+                     force=step % cfg.log_every == 0)
+            if step % cfg.log_every == 0:
+                _append_csv(out_dir / "train_log.csv", {"step": step, "seconds": round(now - t_start, 2),
+                            "lr": lr, "loss": total, **parts, "images_per_s": round(rate, 2)})
+                t_log, seen_since_log = now, 0
+            if val_cases and cfg.val_every and step % cfg.val_every == 0:
+                metrics = _validate(model, cfg, val_cases, procs.device)
+                _append_csv(out_dir / "val_log.csv", {"step": step, **{k: round(v, 5) for k, v in metrics.items()}})
+                bar.show(f"step {step}: validation PSNR {metrics['psnr']:.2f} IoU {metrics['iou']:.4f}", force=True)
+                if metrics["psnr"] > best:
+                    best = metrics["psnr"]
+                    save_checkpoint(snapshot(step, metrics), out_dir / "best.pt")
+            if cfg.ckpt_every and step % cfg.ckpt_every == 0:
+                last_ckpt = out_dir / "last.pt"
+                save_checkpoint(snapshot(step, metrics), last_ckpt)
+    bar.close()
+    if procs.world > 1:
+        # DDP syncs BatchNorm statistics from rank 0 before each forward; after the last one
+        # every rank still holds its own, so align them to what rank 0 saves.
+        for buf in model.buffers():
+            dist.broadcast(buf, 0)
+    if procs.main and (last_ckpt is None or step % max(1, cfg.ckpt_every)):
+        last_ckpt = out_dir / "last.pt"
+        save_checkpoint(snapshot(step, metrics), last_ckpt)
+    if procs.main:
+        print(f"kirinuki train: stopped at step {step}; checkpoint {last_ckpt}", file=sys.stderr, flush=True)
+    if procs.world > 1:
+        dist.barrier()
+    return TrainResult(step, last_ckpt if procs.main else None, metrics, model)

@@ -1,0 +1,68 @@
+"""Shared fixtures: small generated pictures, so the tests need nothing outside the project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+SHARED_DATA = Path(os.environ.get("KIRINUKI_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+# Small networks keep training tests to seconds.
+TINY_KIRINET = {"widths": [8, 16], "blocks": [1, 1], "head": 4}
+
+
+def synthetic_cutout(rng: np.random.Generator, width: int = 96, height: int = 128) -> Image.Image:
+    """A 'character': body, head and thin strands in random colours, drawn at 4x and
+    reduced so its edges are anti-aliased (soft alpha), straight RGBA."""
+    big = Image.new("RGBA", (width * 4, height * 4), (0, 0, 0, 0))
+    d = ImageDraw.Draw(big)
+    colour = lambda: tuple(int(c) for c in rng.integers(0, 256, 3)) + (255,)
+    w, h = width * 4, height * 4
+    d.ellipse((w * 0.2, h * 0.35, w * 0.8, h * 0.98), fill=colour())
+    d.ellipse((w * 0.3, h * 0.05, w * 0.7, h * 0.4), fill=colour())
+    for _ in range(5):
+        x0 = rng.uniform(w * 0.3, w * 0.7)
+        d.line((x0, h * 0.1, x0 + rng.uniform(-w * 0.3, w * 0.3), h * 0.6), fill=colour(), width=3)
+    # Reduce through premultiplied colour, as real anti-aliasing would.
+    return big.convert("RGBa").resize((width, height), Image.Resampling.LANCZOS).convert("RGBA")
+
+
+def synthetic_background(rng: np.random.Generator, size: int = 160) -> Image.Image:
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = rng.uniform(0, 255, 3)
+    img = base + 80 * np.sin(6 * x[..., None] + rng.uniform(0, 6, 3)) * np.cos(4 * y[..., None])
+    img += rng.normal(0, 10, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root like ../shared/data: train/a, train/b (cutouts), val (cutouts), backgrounds."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for group, n in (("train/a", 6), ("train/b", 3), ("val", 4)):
+        (root / group).mkdir(parents=True)
+        for i in range(n):
+            synthetic_cutout(rng, int(rng.integers(48, 120)), int(rng.integers(64, 140))).save(root / group / f"c{i}.png")
+    (root / "backgrounds").mkdir()
+    for i in range(3):
+        synthetic_background(rng).save(root / "backgrounds" / f"bg{i}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def tiny_overrides(**extra) -> list[dict]:
+    """Config overrides for a seconds-long run on ``tiny_data``."""
+    base = {"sizes": [64], "batch": 4, "workers": 0, "val_every": 0, "ckpt_every": 0, "log_every": 1,
+            "model": {"args": TINY_KIRINET, "work_size": 64},
+            "data": {"groups": {"train/a": 2.0, "train/b": 1.0}, "cache_side": 128}}
+    base.update(extra)
+    return [base]

@@ -1,0 +1,144 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from kirinuki.backgrounds import PAPER_MIX, flat_colour, paper_colour
+from kirinuki.config import DataConfig, load_config
+from kirinuki.data import (CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler,
+                           compose_batch, jpeg_simulate)
+
+
+@pytest.fixture(scope="module")
+def library(tiny_data):
+    cfg = DataConfig(groups={"train/a": 3.0, "train/b": 1.0}, cache_side=128)
+    return CutoutLibrary.load(tiny_data, cfg)
+
+
+def rich_config(**kw) -> DataConfig:
+    base = load_config("default").data
+    return DataConfig(**{**base.__dict__, "groups": {"train/a": 3.0, "train/b": 1.0}, "cache_side": 128, **kw})
+
+
+def test_library_loads_groups_and_backgrounds(library):
+    assert library.groups == ["train/a", "train/b"]
+    assert [len(c) for c in library.cutouts] == [6, 3]
+    assert len(library.backgrounds) == 3
+    np.testing.assert_allclose(library.weights, [0.75, 0.25])
+
+
+def test_missing_group_is_a_clear_error(tiny_data):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        CutoutLibrary.load(tiny_data, DataConfig(groups={"nope": 1.0}))
+
+
+def test_samples_are_deterministic_per_index(library):
+    ds = CompositeDataset(SampleMaker(library, rich_config()), seed=3)
+    a, b, c = ds[(5, 64)], ds[(5, 64)], ds[(6, 64)]
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+def test_sample_layer_is_premultiplied_and_consistent(library):
+    maker = SampleMaker(library, rich_config(p_empty=0.0))
+    for i in range(20):
+        fp, alpha, bg = maker.make(np.random.default_rng([0, i]), 72)
+        assert fp.shape == (72, 72, 3) and alpha.shape == (72, 72) and bg.shape == (72, 72, 3)
+        # premultiplied colour never exceeds alpha (up to 8-bit rounding)
+        assert np.all(fp.astype(int) <= alpha.astype(int)[..., None] + 1)
+
+
+def test_empty_images_have_zero_alpha(library):
+    maker = SampleMaker(library, rich_config(p_empty=1.0))
+    fp, alpha, _ = maker.make(np.random.default_rng(0), 64)
+    assert alpha.max() == 0 and fp.max() == 0
+
+
+def test_paper_mix_proportions():
+    rng = np.random.default_rng(0)
+    kinds = [paper_colour(rng)[0] for _ in range(4000)]
+    for kind, p in PAPER_MIX.items():
+        assert abs(kinds.count(kind) / 4000 - p) < 0.03
+    light = np.array([flat_colour("light", rng) for _ in range(200)])
+    dark = np.array([flat_colour("dark", rng) for _ in range(200)])
+    assert light.min() >= 192 and dark.max() <= 63
+
+
+def test_hard_negative_background_uses_the_characters_colours(library):
+    cfg = rich_config(bg_white=0, bg_light=0, bg_dark=0, bg_black=0, bg_scene=0, bg_hard=1.0,
+                      p_empty=0.0, p_two=0.0)
+    maker = SampleMaker(library, cfg)
+    hits = 0
+    for i in range(10):
+        fp, alpha, bg = maker.make(np.random.default_rng([1, i]), 64)
+        opaque = fp[alpha > 250].astype(int)
+        corner = bg[0, 0].astype(int)
+        if len(opaque) and np.abs(opaque - corner).max(axis=1).min() <= 2:
+            hits += 1
+    assert hits >= 5
+
+
+def test_compose_batch_is_the_compositing_equation(library):
+    cfg = DataConfig()  # no degradations
+    maker = SampleMaker(library, rich_config())
+    items = [CompositeDataset(maker, 0)[(i, 48)] for i in range(4)]
+    fp, alpha, bg = (torch.stack(t) for t in zip(*items))
+    x, a = compose_batch(fp, alpha, bg, cfg, torch.Generator().manual_seed(0))
+    expected = fp.float() / 255 + (1 - alpha.float() / 255) * bg.float() / 255
+    torch.testing.assert_close(x, expected.clamp(0, 1))
+    torch.testing.assert_close(a, alpha.float() / 255)
+
+
+def test_degradations_change_the_image_not_the_target(library):
+    cfg = rich_config(p_jpeg=1.0, p_blur=1.0, p_rescale=1.0, p_noise=1.0)
+    maker = SampleMaker(library, cfg)
+    items = [CompositeDataset(maker, 0)[(i, 48)] for i in range(4)]
+    fp, alpha, bg = (torch.stack(t) for t in zip(*items))
+    clean, _ = compose_batch(fp, alpha, bg, DataConfig(), torch.Generator().manual_seed(0))
+    x, a = compose_batch(fp, alpha, bg, cfg, torch.Generator().manual_seed(0))
+    assert (x - clean).abs().mean() > 0.005
+    torch.testing.assert_close(a, alpha.float() / 255)
+
+
+@pytest.mark.parametrize("quality", [30, 85, 95])
+def test_jpeg_simulation_matches_a_real_codec(quality, rng):
+    img = np.asarray(Image.open(io.BytesIO(_smooth_picture(rng))).convert("RGB"))
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=quality)
+    real = np.asarray(Image.open(buf).convert("RGB")).astype(np.float32) / 255
+    sim = jpeg_simulate(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255,
+                        torch.tensor([float(quality)]))[0].permute(1, 2, 0).numpy()
+    orig = img.astype(np.float32) / 255
+    psnr = lambda a, b: 10 * np.log10(1 / np.mean((a - b) ** 2))
+    assert psnr(sim, real) > 38  # close to the real codec's output ...
+    assert psnr(sim, real) > psnr(orig, real) + 3  # ... much closer than the uncompressed picture
+
+
+def _smooth_picture(rng) -> bytes:
+    y, x = np.mgrid[0:75, 0:101] / 50
+    img = 127 + 100 * np.sin(3 * x[..., None] + rng.uniform(0, 6, 3)) * np.cos(2 * y[..., None])
+    img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_step_sampler_splits_a_global_batch_across_processes():
+    def first_steps(rank, world, micro, n):
+        it = iter(StepBatchSampler(0, batch=8, micro=micro, rank=rank, world=world, sizes=[64, 96], seed=1))
+        return [next(it) for _ in range(n)]
+    single = first_steps(0, 1, 8, 2)  # two steps, one micro-batch each
+    two = [first_steps(r, 2, 4, 2) for r in range(2)]  # per rank: two steps of one micro-batch
+    accum = first_steps(0, 1, 2, 8)  # gradient accumulation: four micro-batches a step
+    idx = lambda batches: sorted(i for b in batches for i, _ in b)
+    assert idx(single) == list(range(16))
+    assert idx(two[0] + two[1]) == list(range(16))
+    assert idx(accum) == list(range(16))
+    assert not set(idx(two[0])) & set(idx(two[1]))
+    # every process agrees on the canvas size of a step
+    assert {s for _, s in two[0][0]} == {s for _, s in two[1][0]} == {s for _, s in single[0]}
+    with pytest.raises(ValueError):
+        StepBatchSampler(0, batch=8, micro=3, rank=0, world=1, sizes=[64], seed=0)

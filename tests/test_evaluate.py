@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_KIRINET
+from kirinuki.evaluate import make_cases, markdown_table, run_evaluation, summarise
+from kirinuki.imaging import pad_to_square_bottom
+from kirinuki.inference import Matter
+from kirinuki.models import create_model
+
+
+def test_cases_are_deterministic_and_exactly_composited(tiny_data):
+    a = list(make_cases(tiny_data / "val", tiny_data / "backgrounds", [64, "native"], seed=5))
+    b = list(make_cases(tiny_data / "val", tiny_data / "backgrounds", [64, "native"], seed=5))
+    assert len(a) == 4 * 2 * 3
+    for x, y in zip(a, b):
+        assert np.array_equal(x.image, y.image) and np.array_equal(x.alpha, y.alpha)
+    first = a[0]
+    assert (first.size, first.condition, first.image.shape) == ("64", "paper", (64, 64, 3))
+    # paper condition: a flat background shows where alpha is 0, the picture where it is 1
+    corner = first.image[0, 0]
+    assert first.alpha[0, 0] == 0 and np.all(first.image[first.alpha == 0] == corner)
+    # native size: the padded square of the cutout, standing on the bottom edge
+    native = next(c for c in a if c.size == "native")
+    src = pad_to_square_bottom(Image.open(sorted((tiny_data / "val").glob("*.png"))[0]).convert("RGBA"))
+    assert native.alpha.shape == src.size[::-1]
+    np.testing.assert_allclose(native.alpha, np.asarray(src)[..., 3] / 255, atol=1 / 255)
+    # jpeg differs from its lossless twin only by compression
+    paper, jpeg = a[0], a[1]
+    assert jpeg.condition == "jpeg" and np.array_equal(paper.alpha, jpeg.alpha)
+    assert 0 < np.abs(paper.image.astype(int) - jpeg.image).mean() < 8
+
+
+def test_summary_and_table():
+    recs = [{"size": "256", "condition": "paper", "psnr": 30.0, "pixel_accuracy": 0.99, "iou": 0.9, "mae": 0.01,
+             "gradient_error": 0.1, "edge_iou": 0.8, "seconds": 0.1},
+            {"size": "256", "condition": "paper", "psnr": 20.0, "pixel_accuracy": 0.97, "iou": 0.7, "mae": 0.03,
+             "gradient_error": 0.3, "edge_iou": 0.6, "seconds": 0.3}]
+    rows = summarise(recs)
+    assert rows[0]["psnr"] == 25.0 and rows[0]["n"] == 2
+    table = markdown_table(rows)
+    assert "| 256 | paper | 25.00 | 0.9800 | 0.8000 |" in table
+
+
+def test_run_evaluation_writes_the_report(tiny_data, tmp_path):
+    torch.manual_seed(0)
+    matter = Matter.from_module(create_model("kirinet", **TINY_KIRINET), 64)
+    report = run_evaluation(matter, tiny_data / "val", tiny_data / "backgrounds", tmp_path,
+                            sizes=[48, 64], worst=3)
+    assert [(r["size"], r["condition"]) for r in report["rows"]] == \
+        [(s, c) for s in ("48", "64") for c in ("paper", "jpeg", "scene")]
+    assert len(report["cases"]) == 4 * 2 * 3
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["rows"] == report["rows"]
+    assert "| 48 | paper |" in (tmp_path / "report.md").read_text()
+    sheet = Image.open(tmp_path / "worst.png")
+    assert sheet.height == 3 * 192
+
+
+def test_scene_condition_needs_backgrounds(tiny_data):
+    with pytest.raises(FileNotFoundError, match="scene"):
+        list(make_cases(tiny_data / "val", None, [64], conditions=["scene"]))

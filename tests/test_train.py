@@ -1,0 +1,111 @@
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from kirinuki.checkpoint import load_checkpoint
+from kirinuki.config import LossConfig, OptimConfig, load_config, parse_override
+from kirinuki.train import alpha_loss, lr_at, train
+
+
+def test_lr_schedule():
+    cfg = OptimConfig(lr=1.0, warmup_steps=10, decay_steps=100, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(10, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_at(110, cfg) == pytest.approx(0.1)
+    assert lr_at(10_000, cfg) == pytest.approx(0.1)
+    assert lr_at(500, OptimConfig(lr=2e-4)) == 2e-4  # the paper: flat
+
+
+def test_loss_terms():
+    t = torch.zeros(1, 1, 16, 16)
+    t[..., 4:12, 4:12] = 1
+    cfg = LossConfig(mse=1, l1=1, gradient=1, laplacian=1)
+    zero, parts = alpha_loss(t.clone(), t, cfg)
+    assert float(zero) == 0 and set(parts) == {"mse", "l1", "gradient", "laplacian"}
+    p = t.clone()
+    p[..., 4:12, 4] = 0.5  # a softened edge column: 8 pixels off by 0.5
+    loss, parts = alpha_loss(p, t, LossConfig(mse=1, l1=0))
+    assert parts["mse"] == pytest.approx(8 * 0.25 / 256)
+    _, parts = alpha_loss(p, t, LossConfig(mse=0, l1=1, gradient=1))
+    assert parts["l1"] == pytest.approx(8 * 0.5 / 256) and parts["gradient"] > 0
+
+
+def test_presets_are_the_documented_recipes():
+    paper = load_config("paper")
+    assert (paper.model.name, paper.batch, paper.sizes, paper.optim.lr, paper.optim.betas) == \
+        ("unet-paper", 16, (256,), 2e-4, (0.5, 0.999))
+    assert (paper.loss.mse, paper.loss.l1, paper.data.bg_scene, paper.data.p_jpeg) == (1.0, 0.0, 0.0, 0.0)
+    assert (paper.data.bg_white, paper.data.bg_light, paper.data.bg_dark, paper.data.bg_black) == (0.4, 0.4, 0.1, 0.1)
+    default = load_config("default")
+    assert default.model.name == "kirinet" and default.data.bg_scene > 0 and default.loss.l1 > 0
+    with pytest.raises(ValueError, match="unknown key"):
+        load_config("default", overrides=[parse_override("optim.nope=1")])
+
+
+def test_short_run_writes_checkpoint_and_logs(tiny_data, tmp_path):
+    cfg = load_config("default", overrides=tiny_overrides(steps=3, val_every=3))
+    result = train(cfg, tiny_data, tmp_path, val_root=tiny_data / "val", val_sizes=(64,), progress=False)
+    assert result.step == 3
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 3 and state["arch"] == "kirinet" and "optimizer" in state
+    assert state["config"]["model"]["args"]["widths"] == [8, 16]
+    assert "psnr" in state["metrics"]
+    rows = list(csv.DictReader(open(tmp_path / "train_log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3] and all(math.isfinite(float(r["loss"])) for r in rows)
+    assert (tmp_path / "val_log.csv").exists() and (tmp_path / "best.pt").exists()
+
+
+def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
+    straight = train(load_config("default", overrides=tiny_overrides(steps=4)), tiny_data, tmp_path / "a",
+                     progress=False)
+    train(load_config("default", overrides=tiny_overrides(steps=2)), tiny_data, tmp_path / "b", progress=False)
+    resumed = train(load_config("default", overrides=tiny_overrides(steps=4)), tiny_data, tmp_path / "b",
+                    resume=tmp_path / "b" / "last.pt", progress=False)
+    assert resumed.step == 4
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # and resuming really continued: different from the 2-step weights
+    two = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert two["step"] == 4
+
+
+def test_init_from_checks_the_architecture(tiny_data, tmp_path):
+    train(load_config("default", overrides=tiny_overrides(steps=1)), tiny_data, tmp_path / "a", progress=False)
+    other = tiny_overrides(steps=1)
+    other[0]["model"] = {"args": {"widths": [8, 12], "blocks": [1, 1], "head": 4}, "work_size": 64}
+    with pytest.raises(ValueError, match="weights are a kirinet"):
+        train(load_config("default", overrides=other), tiny_data, tmp_path / "b",
+              init_from=tmp_path / "a" / "last.pt", progress=False)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "kirinuki", "train", "--data", str(tiny_data), "--out", str(out), "-q",
+           "--steps", "100000", "--set", "sizes=[64]", "--set", "batch=4", "--set", "workers=1",
+           "--set", 'model.args={widths=[8,16], blocks=[1,1], head=4}',
+           "--set", 'data.groups={"train/a"=1.0}', "--set", "data.cache_side=128", "--set", "log_every=1",
+           "--set", "ckpt_every=0", "--set", "val_every=0"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "train_log.csv").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "SIGTERM" in err
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] >= 1
