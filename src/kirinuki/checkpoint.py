@@ -9,12 +9,12 @@ A checkpoint is a ``torch.save`` dict with everything needed to rebuild the run:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .imaging import open_temporary
 from .models import AlphaNet, create_model
 
 FORMAT = "kirinuki-checkpoint"
@@ -25,10 +25,10 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    fd, tmp = open_temporary(path)
     try:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

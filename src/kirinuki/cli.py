@@ -65,6 +65,87 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0 if result.step >= 0 else 1
 
 
+# -- cutout -------------------------------------------------------------------------------
+
+def _trim_margin(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("the trim margin must be 0 or more")
+    return value
+
+
+def _add_cutout(sub: argparse._SubParsersAction) -> None:
+    from .inference import bundled_model_info
+
+    info = bundled_model_info()
+    model = f"{info['name']} {info.get('version', '')}".strip() if info else "none bundled"
+    p = sub.add_parser(
+        "cutout", help="cut out pictures: RGB in, RGBA out",
+        description=f"Predict the alpha of each picture and write OUTDIR/<stem>.png (RGBA, straight alpha). "
+                    f"Default model: {model}.",
+        epilog="Exit status: 0 all done, 1 some inputs failed (the others were processed), 2 usage error.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="picture files or folders (walked recursively)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
+    p.add_argument("--mask", action="store_true", help="write the alpha alone as 8-bit grayscale")
+    p.add_argument("--background", metavar="COLOR", help="flatten onto this colour (#rrggbb or a name), write RGB")
+    p.add_argument("--format", choices=("png", "webp"), default="png", help="png, or lossless webp")
+    p.add_argument("--trim", nargs="?", const=0, type=_trim_margin, metavar="MARGIN",
+                   help="crop to the content's bounding box plus MARGIN pixels (default 0)")
+    p.add_argument("--model", help="an ONNX file or a training checkpoint (default: the bundled model)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="CPU threads for the network")
+    p.add_argument("--work-size", help="override the model's working size (an integer or 'native')")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (inputs never)")
+    p.add_argument("--force", action="store_true", help="recompute the alpha of inputs that already have one")
+    p.add_argument("--no-decontaminate", dest="decontaminate", action="store_false",
+                   help="keep the input colours on soft edges")
+    p.add_argument("--max-pixels", type=float, default=100.0, metavar="MP",
+                   help="refuse pictures over this many megapixels, checked before decoding (default 100)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no notes")
+    p.set_defaults(func=_run_cutout)
+
+
+def _run_cutout(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from .batch import CutoutOptions, parse_colour, plan_jobs, run_batch
+    from .inference import Matter
+    from .progress import Progress
+
+    try:
+        background = parse_colour(args.background) if args.background else None
+    except ValueError as exc:
+        _error(f"--background: {exc}")
+        return 2
+    if args.output.exists() and not args.output.is_dir():
+        _error(f"{args.output}: not a folder")
+        return 2
+    max_pixels = int(args.max_pixels * 1e6)
+    # Pillow refuses pictures over twice its own limit before we can check ours.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
+    opts = CutoutOptions(mask=args.mask, background=background, fmt=args.format, trim=args.trim,
+                         overwrite=args.overwrite, force=args.force, decontaminate=args.decontaminate,
+                         max_pixels=max_pixels)
+    matter = Matter(args.model, device=args.device, threads=args.threads, work_size=args.work_size)
+    jobs = plan_jobs(args.inputs, args.output, ".png" if args.mask and args.format == "png" else opts.suffix)
+    bar = Progress(len(jobs), "files", enabled=len(jobs) > 1 and not args.quiet)
+
+    def on_error(path: Path, reason: str) -> None:
+        bar.close()
+        _error(f"{path}: {reason}")
+
+    def on_note(path: Path, note: str) -> None:
+        if not args.quiet:
+            bar.close()
+            print(f"{PROG}: {path}: {note}", file=sys.stderr, flush=True)
+
+    summary = run_batch(matter, jobs, opts, on_error, on_note, bar.update)
+    bar.close()
+    if not args.quiet or summary.failed:
+        print(f"{PROG}: {summary.line()}", file=sys.stderr, flush=True)
+    return 1 if summary.failed else 0
+
+
 # -- evaluate -----------------------------------------------------------------------------
 
 def _size(text: str) -> int | str:
@@ -137,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Give anime illustrations their alpha channel back.")
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_export):
+    for add in (_add_cutout, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 
 from ._version import __version__
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .imaging import to_float
+from .imaging import open_temporary, to_float
 from .inference import to_network_input
 from .models import AlphaNet
 
@@ -38,7 +37,7 @@ def export_onnx(model: AlphaNet, path: str | os.PathLike, meta: dict[str, Any]) 
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     example = torch.rand(1, 3, 2 * model.pad_multiple, 3 * model.pad_multiple)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = open_temporary(path)
     os.close(fd)
     try:
         with warnings.catch_warnings():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -95,18 +95,34 @@ def pad_to_square_bottom(rgba: Image.Image) -> Image.Image:
     return canvas
 
 
+def open_temporary(path: str | os.PathLike) -> tuple[int, Path]:
+    """Create a new, unique temporary file beside ``path`` for an atomic write.
+
+    Returns (file descriptor, temporary path). Unlike ``tempfile.mkstemp`` the file gets the
+    usual permissions (0666 less the umask), so the renamed result looks like any saved file.
+    """
+    path = Path(path)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: could not create a temporary file beside it")
+
+
 def atomic_save(image: Image.Image, path: str | os.PathLike, **params) -> None:
     """Save a Pillow image so that ``path`` is either absent or complete: write a temporary
     file in the same folder, then rename it over ``path``."""
     path = Path(path)
     fmt = params.pop("format", None) or Image.registered_extensions().get(path.suffix.lower())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = open_temporary(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             image.save(fh, format=fmt, **params)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -35,6 +35,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LossConfig, OptimConfig, TrainConfig, config_to_dict
 from .data import CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler, compose_batch
 from .models import AlphaNet, count_parameters, create_model
+from .progress import Progress
 
 __all__ = ["lr_at", "alpha_loss", "train", "TrainResult"]
 
@@ -166,24 +167,6 @@ def _ignore_interrupts(_: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class _Progress:
-    def __init__(self, enabled: bool, total: int | None) -> None:
-        self.enabled, self.total = enabled, total
-        self.tty = sys.stderr.isatty()
-
-    def show(self, text: str, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        if self.tty:
-            print("\r" + text.ljust(100), end="", file=sys.stderr, flush=True)
-        elif force:
-            print(text, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            print(file=sys.stderr)
-
-
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
     with open(path, "a", newline="", encoding="utf-8") as fh:
@@ -299,7 +282,8 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     # -- the loop ------------------------------------------------------------------------------
     accum = sampler.accum
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
-    bar = _Progress(progress and procs.main, cfg.steps or None)
+    bar = Progress(cfg.steps or None, unit="steps", enabled=progress and procs.main, every=30.0,
+                   initial=start_step)
     metrics: dict[str, float] = dict(state.get("metrics", {})) if state else {}
     best = metrics.get("psnr", -1.0)
     step, last_ckpt = start_step, None
@@ -347,9 +331,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
                 continue
             now = time.time()
             rate = seen_since_log / max(1e-9, now - t_log)
-            of = f"/{cfg.steps}" if cfg.steps else ""
-            bar.show(f"step {step}{of} | loss {total:.4f} | {rate:.1f} img/s | lr {lr:.2e}",
-                     force=step % cfg.log_every == 0)
+            bar.update(step, f"loss {total:.4f} | {rate:.1f} img/s | lr {lr:.2e}")
             if step % cfg.log_every == 0:
                 _append_csv(out_dir / "train_log.csv", {"step": step, "seconds": round(now - t_start, 2),
                             "lr": lr, "loss": total, **parts, "images_per_s": round(rate, 2)})
@@ -357,7 +339,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
             if val_cases and cfg.val_every and step % cfg.val_every == 0:
                 metrics = _validate(model, cfg, val_cases, procs.device)
                 _append_csv(out_dir / "val_log.csv", {"step": step, **{k: round(v, 5) for k, v in metrics.items()}})
-                bar.show(f"step {step}: validation PSNR {metrics['psnr']:.2f} IoU {metrics['iou']:.4f}", force=True)
+                bar.update(step, f"validation PSNR {metrics['psnr']:.2f} IoU {metrics['iou']:.4f}", force=True)
                 if metrics["psnr"] > best:
                     best = metrics["psnr"]
                     save_checkpoint(snapshot(step, metrics), out_dir / "best.pt")

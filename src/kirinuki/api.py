@@ -1,0 +1,62 @@
+"""The public functions: ``kirinuki.cutout`` and ``kirinuki.predict_alpha``.
+
+Both use one default :class:`~kirinuki.inference.Matter`, created on first use and reused
+(loading a model per call is what makes some tools slow in a loop). Pass ``matter=`` to use
+another model, or create a ``Matter`` and call it directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+from PIL import Image
+
+from .batch import CutoutOptions, open_image, render
+from .imaging import image_to_rgba_or_rgb
+from .inference import Matter
+
+_default: Matter | None = None
+_lock = threading.Lock()
+
+ImageLike = "str | os.PathLike | Image.Image | np.ndarray"
+
+
+def default_matter() -> Matter:
+    """The shared session on the bundled model (created once, thread-safe)."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = Matter()
+        return _default
+
+
+def _as_image(image: "str | os.PathLike | Image.Image | np.ndarray") -> Image.Image:
+    if isinstance(image, np.ndarray):
+        from .imaging import as_rgb_array
+        return Image.fromarray(as_rgb_array(image), "RGB")
+    if isinstance(image, Image.Image):
+        return image_to_rgba_or_rgb(image)
+    return open_image(image)
+
+
+def predict_alpha(image: "str | os.PathLike | Image.Image | np.ndarray", matter: Matter | None = None) -> np.ndarray:
+    """The alpha matte of ``image`` (a path, a Pillow image, or an HxWx3 uint8 array).
+
+    Returns an HxW float32 array in [0, 1], the size of the image.
+    """
+    return (matter or default_matter()).predict_alpha(_as_image(image).convert("RGB"))
+
+
+def cutout(image: "str | os.PathLike | Image.Image | np.ndarray", matter: Matter | None = None, *,
+           decontaminate: bool = True) -> Image.Image:
+    """The RGBA cutout of ``image`` (a path, a Pillow image, or an HxWx3 uint8 array).
+
+    Returns a Pillow ``RGBA`` image the size of the input, straight alpha, with the colour of
+    soft edges freed from the old background (``decontaminate``). The alpha is always
+    predicted from the RGB picture, even if the input has an alpha channel.
+    """
+    opts = CutoutOptions(force=True, decontaminate=decontaminate)
+    out, _ = render(matter or default_matter(), _as_image(image), opts)
+    return out

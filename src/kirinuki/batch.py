@@ -1,0 +1,251 @@
+"""Cutting out files: opening inputs safely, rendering the output, and the batch runner.
+
+A batch never stops at a bad file: each failure is reported as one line naming the file and
+the reason, and the others go on. Outputs are written to a temporary name and renamed, so a
+file at an output path is always complete; an input is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageColor, UnidentifiedImageError
+
+from .foreground import estimate_foreground
+from .imaging import atomic_save, image_to_rgba_or_rgb
+from .inference import Matter
+
+__all__ = ["InputError", "CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
+           "plan_jobs", "Job", "BatchSummary", "run_batch", "INPUT_SUFFIXES", "DEFAULT_MAX_PIXELS"]
+
+INPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+class InputError(Exception):
+    """An input that cannot be cut out; the message is the one-line reason."""
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """``#rrggbb``, ``#rgb`` or a CSS colour name -> (r, g, b)."""
+    try:
+        rgb = ImageColor.getrgb(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a colour (use #rrggbb or a name such as white)") from None
+    return tuple(rgb[:3])  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CutoutOptions:
+    """What to write. mask: the alpha alone (8-bit grayscale); background: flatten onto this
+    colour (RGB output); fmt: ``png`` or ``webp`` (lossless); trim: crop to the content plus
+    this margin (None: no crop); force: recompute alpha even when the input has one;
+    decontaminate: estimate the foreground colour on soft edges (no halo)."""
+
+    mask: bool = False
+    background: tuple[int, int, int] | None = None
+    fmt: str = "png"
+    trim: int | None = None
+    overwrite: bool = False
+    force: bool = False
+    decontaminate: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.fmt
+
+
+def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open a picture as users have them: RGB or RGBA, EXIF orientation applied, colour
+    managed to sRGB, first frame of an animation. Raises :class:`InputError` with a one-line
+    reason for anything else (the size is checked against ``max_pixels`` before decoding)."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise InputError("is a folder, not a file")
+        if p.stat().st_size == 0:
+            raise InputError("empty file (0 bytes)")
+    except FileNotFoundError:
+        raise InputError("no such file") from None
+    except PermissionError:
+        raise InputError("permission denied") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except UnidentifiedImageError:
+        raise InputError("not an image, or a format kirinuki cannot read") from None
+    except Image.DecompressionBombError as exc:
+        # Pillow's own guard fired first (at twice its limit): same answer as ours below.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.1f} MP, " if found else ""
+        raise InputError(f"{size}over the limit of {max_pixels / 1e6:g} MP (--max-pixels)") from None
+    except PermissionError:
+        raise InputError("permission denied") from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc})") from None
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise InputError(f"{w}x{h} is {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:g} MP "
+                             "(--max-pixels)")
+        try:
+            im.seek(0)
+            im.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise InputError(f"truncated or corrupt image ({exc})") from None
+        return image_to_rgba_or_rgb(im)
+
+
+def has_real_alpha(image: Image.Image) -> bool:
+    """True when an RGBA picture's alpha carries a cutout already: some pixels fully
+    transparent (an all-opaque alpha channel says nothing)."""
+    if image.mode != "RGBA":
+        return False
+    lo, hi = image.getchannel("A").getextrema()
+    return lo == 0 and hi > 0
+
+
+def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Image.Image, str | None]:
+    """Cut out one picture (RGB or RGBA). Returns (output image, note or None).
+
+    The output is RGBA with straight alpha, or L (``mask``), or RGB (``background``).
+    """
+    note = None
+    if has_real_alpha(image) and not opts.force:
+        arr = np.asarray(image)
+        rgb, alpha8 = arr[..., :3], arr[..., 3]
+        note = "already has transparency: alpha kept as it is (--force recomputes it)"
+        fg = rgb
+    else:
+        rgb = np.asarray(image.convert("RGB"))
+        alpha = matter.predict_alpha(rgb)
+        fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
+        alpha8 = np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
+    if opts.trim is not None:
+        ys, xs = np.nonzero(alpha8)
+        if ys.size:
+            m = opts.trim
+            y0, y1 = max(0, ys.min() - m), min(alpha8.shape[0], ys.max() + 1 + m)
+            x0, x1 = max(0, xs.min() - m), min(alpha8.shape[1], xs.max() + 1 + m)
+            fg, alpha8 = fg[y0:y1, x0:x1], alpha8[y0:y1, x0:x1]
+    if opts.mask:
+        return Image.fromarray(np.ascontiguousarray(alpha8), "L"), note
+    if opts.background is not None:
+        a = alpha8[..., None].astype(np.float32) / 255
+        flat = fg.astype(np.float32) * a + np.asarray(opts.background, np.float32) * (1 - a)
+        return Image.fromarray(np.clip(np.rint(flat), 0, 255).astype(np.uint8), "RGB"), note
+    return Image.fromarray(np.dstack([fg, alpha8]), "RGBA"), note
+
+
+def save_output(image: Image.Image, path: Path, fmt: str) -> None:
+    """Write atomically; PNG at a fast compression level, WebP lossless (keeps alpha exact)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "webp":
+        atomic_save(image, path, format="WEBP", lossless=True, quality=50, method=1)
+    else:
+        atomic_save(image, path, format="PNG", compress_level=1)
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path | None
+    error: str | None = None
+
+
+def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str) -> list[Job]:
+    """Map inputs (files, or folders walked recursively in a stable order) to output paths.
+
+    A folder's sub-folders are kept under ``outdir``. An output that a previous input already
+    claims, or that is itself an input, is an error for that input, never an overwrite.
+    """
+    pairs: list[tuple[Path, Path | None, str | None]] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
+            if not files:
+                pairs.append((p, None, "folder holds no supported pictures"))
+            for f in files:
+                rel = f.relative_to(p)
+                pairs.append((f, outdir / rel.parent / (rel.stem + suffix), None))
+        else:
+            pairs.append((p, outdir / (p.stem + suffix), None))
+    sources = {_key(src) for src, _, _ in pairs}
+    claimed: dict[Path, Path] = {}
+    jobs = []
+    for src, target, err in pairs:
+        if err is None and target is not None:
+            key = _key(target)
+            if key in sources:
+                err = f"output {target} would overwrite an input"
+            elif key in claimed:
+                err = f"output {target} is already the output of {claimed[key]}"
+            else:
+                claimed[key] = src
+        jobs.append(Job(src, target, err))
+    return jobs
+
+
+def _key(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+@dataclass
+class BatchSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"{self.done} done, {self.skipped} skipped, {self.failed} failed ({self.seconds:.1f} s)"
+
+
+def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
+              on_error: Callable[[Path, str], None], on_note: Callable[[Path, str], None],
+              on_progress: Callable[[int], None] | None = None) -> BatchSummary:
+    """Cut out every job; report each failure or note through the callbacks and go on."""
+    summary = BatchSummary()
+    t0 = time.perf_counter()
+    for k, job in enumerate(jobs, 1):
+        try:
+            if job.error:
+                raise InputError(job.error)
+            assert job.target is not None
+            if job.target.exists() and not opts.overwrite:
+                on_note(job.source, f"skipped: {job.target} exists (--overwrite replaces it)")
+                summary.skipped += 1
+                continue
+            image = open_image(job.source, opts.max_pixels)
+            out, note = render(matter, image, opts)
+            try:
+                save_output(out, job.target, opts.fmt)
+            except OSError as exc:
+                raise InputError(f"cannot write {job.target}: {exc.strerror or exc}") from None
+            if note:
+                on_note(job.source, note)
+            summary.done += 1
+        except InputError as exc:
+            summary.failed += 1
+            summary.failures.append((job.source, str(exc)))
+            on_error(job.source, str(exc))
+        except MemoryError:
+            summary.failed += 1
+            summary.failures.append((job.source, "out of memory"))
+            on_error(job.source, "out of memory")
+        finally:
+            if on_progress:
+                on_progress(k)
+    summary.seconds = time.perf_counter() - t0
+    return summary

@@ -1,0 +1,279 @@
+"""The cutout command and API: naming, options, bad inputs, and what is never overwritten."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_KIRINET
+from kirinuki.batch import CutoutOptions, InputError, open_image, plan_jobs, render
+from kirinuki.checkpoint import save_checkpoint
+from kirinuki.export import export_onnx
+from kirinuki.inference import Matter
+from kirinuki.models import create_model
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("kirinet", **TINY_KIRINET).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    export_onnx(model, path, {"name": "tiny", "arch": "kirinet", "arch_args": model.config,
+                              "work_size": 64, "pad_multiple": model.pad_multiple})
+    return path
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "kirinuki", "cutout", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def picture(path, size=(40, 30), mode="RGB", **save):
+    rng = np.random.default_rng(abs(hash(str(path))) % 2 ** 32)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode).save(path, **save)
+    return path
+
+
+def cutout_with_alpha(path, size=(40, 30)):
+    """An RGBA picture with a real cutout: an opaque red box in a transparent frame."""
+    arr = np.zeros((size[1], size[0], 4), np.uint8)
+    arr[5:20, 10:25] = (255, 0, 0, 255)
+    Image.fromarray(arr, "RGBA").save(path)
+    return path
+
+
+# -- naming and overwriting ---------------------------------------------------------------
+
+def test_files_and_folders_map_to_png_outputs(tmp_path, tiny_onnx):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    picture(src / "a.jpg")
+    picture(src / "sub" / "b.webp")
+    single = picture(tmp_path / "single.bmp")
+    out = tmp_path / "out"
+    r = cli(src, single, "-o", out, "--model", tiny_onnx, "-q")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a.png", "single.png", "sub/b.png"]
+    im = Image.open(out / "sub" / "b.png")
+    assert im.mode == "RGBA" and im.size == (40, 30)
+
+
+def test_second_input_with_the_same_output_name_is_an_error(tmp_path, tiny_onnx):
+    a = picture(tmp_path / "x.jpg")
+    b = picture(tmp_path / "x.png")
+    out = tmp_path / "out"
+    r = cli(a, b, "-o", out, "--model", tiny_onnx)
+    assert r.returncode == 1
+    assert f"kirinuki: error: {b}: output {out / 'x.png'} is already the output of {a}" in r.stderr
+    assert "1 done, 0 skipped, 1 failed" in r.stderr
+
+
+def test_inputs_are_never_overwritten(tmp_path, tiny_onnx):
+    src = picture(tmp_path / "keep.png")
+    before = src.read_bytes()
+    r = cli(src, "-o", tmp_path, "--model", tiny_onnx, "--overwrite")
+    assert r.returncode == 1 and "would overwrite an input" in r.stderr
+    assert src.read_bytes() == before
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, tiny_onnx):
+    src = picture(tmp_path / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"mine")
+    r = cli(src, "-o", out, "--model", tiny_onnx)
+    assert r.returncode == 0 and "skipped" in r.stderr and (out / "a.png").read_bytes() == b"mine"
+    assert "0 done, 1 skipped, 0 failed" in r.stderr
+    r = cli(src, "-o", out, "--model", tiny_onnx, "--overwrite")
+    assert r.returncode == 0 and Image.open(out / "a.png").mode == "RGBA"
+
+
+# -- options -------------------------------------------------------------------------------
+
+def test_mask_background_webp_and_trim(tmp_path, tiny_onnx):
+    src = cutout_with_alpha(tmp_path / "c.png")
+    r = cli(src, "-o", tmp_path / "m", "--model", tiny_onnx, "--mask", "-q")
+    assert r.returncode == 0, r.stderr
+    mask = Image.open(tmp_path / "m" / "c.png")
+    assert mask.mode == "L" and np.asarray(mask)[10, 15] == 255 and np.asarray(mask)[0, 0] == 0
+    r = cli(src, "-o", tmp_path / "b", "--model", tiny_onnx, "--background", "#00ff00", "-q")
+    flat = Image.open(tmp_path / "b" / "c.png")
+    assert flat.mode == "RGB" and flat.getpixel((0, 0)) == (0, 255, 0) and flat.getpixel((15, 10)) == (255, 0, 0)
+    r = cli(src, "-o", tmp_path / "w", "--model", tiny_onnx, "--format", "webp", "-q")
+    webp = Image.open(tmp_path / "w" / "c.webp")
+    assert webp.format == "WEBP" and webp.mode == "RGBA"
+    assert np.array_equal(np.asarray(webp), np.asarray(Image.open(src)))  # lossless
+    r = cli(src, "-o", tmp_path / "t", "--model", tiny_onnx, "--trim", "2", "-q")
+    assert Image.open(tmp_path / "t" / "c.png").size == (15 + 4, 15 + 4)
+    r = cli(src, "-o", tmp_path / "t0", "--model", tiny_onnx, "--trim", "-q")
+    assert Image.open(tmp_path / "t0" / "c.png").size == (15, 15)
+
+
+def test_existing_alpha_is_kept_unless_forced(tmp_path, tiny_onnx):
+    src = cutout_with_alpha(tmp_path / "c.png")
+    r = cli(src, "-o", tmp_path / "o", "--model", tiny_onnx)
+    assert "already has transparency" in r.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "c.png")), np.asarray(Image.open(src)))
+    r = cli(src, "-o", tmp_path / "f", "--model", tiny_onnx, "--force", "-q")
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "f" / "c.png"))[..., 3], np.asarray(Image.open(src))[..., 3])
+
+
+def test_bad_colour_is_a_usage_error(tmp_path, tiny_onnx):
+    r = cli(picture(tmp_path / "a.jpg"), "-o", tmp_path / "o", "--model", tiny_onnx, "--background", "nocolour")
+    assert r.returncode == 2 and "--background" in r.stderr
+
+
+# -- inputs as users have them ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name,mode,save", [
+    ("a.jpg", "RGB", {}), ("a.png", "P", {}), ("a.webp", "RGB", {}), ("a.bmp", "RGB", {}),
+    ("a.tif", "CMYK", {}), ("a.gif", "P", {}), ("a.png", "L", {}), ("a.png", "LA", {}), ("a.tiff", "I;16", {}),
+])
+def test_formats_and_modes(tmp_path, tiny_onnx, name, mode, save):
+    path = tmp_path / name
+    if mode == "I;16":
+        Image.fromarray(np.full((30, 40), 40000, np.uint16)).save(path)
+    else:
+        picture(path, mode=mode, **save)
+    im = open_image(path)
+    assert im.mode in ("RGB", "RGBA") and im.size == (40, 30)
+    out, _ = render(Matter(tiny_onnx), im, CutoutOptions())
+    assert out.mode == "RGBA" and out.size == (40, 30)
+
+
+def test_gif_first_frame(tmp_path):
+    frames = [Image.new("RGB", (20, 10), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    r, g, b = open_image(tmp_path / "a.gif").convert("RGB").getpixel((0, 0))
+    assert r > 200 and b < 50
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture(tmp_path / "o.jpg", size=(40, 30), exif=exif)
+    assert open_image(tmp_path / "o.jpg").size == (30, 40)
+
+
+def linear_rgb_icc() -> bytes:
+    """A minimal ICC v2 display profile: sRGB primaries with a linear (gamma 1.0) curve."""
+    import struct
+
+    def s15(v):
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x, y, z):
+        return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
+    curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, 0x0100) + b"\0\0"
+    tags = [(b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+            (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)), (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + b"\0" * 12
+              + b"acsp" + b"\0" * 28 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    assert len(header) == 128
+    return header + table + data
+
+
+def test_icc_profile_is_converted_to_srgb(tmp_path):
+    # Mid-grey 128 in linear light is about 188 in sRGB.
+    Image.new("RGB", (8, 8), (128, 128, 128)).save(tmp_path / "linear.png", icc_profile=linear_rgb_icc())
+    out = open_image(tmp_path / "linear.png")
+    assert out.mode == "RGB"
+    assert abs(int(np.asarray(out)[0, 0, 1]) - 188) <= 3
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+def bad_inputs(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    data = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(data, "PNG")
+    (tmp_path / "truncated.png").write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    # a decompression bomb: 20000 x 20000 pixels in a small file
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")
+    return {"empty.png": "empty file", "truncated.png": "truncated or corrupt",
+            "notes.jpg": "not an image", "bomb.png": "over the limit of 100 MP",
+            "missing.jpg": "no such file"}
+
+
+def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(tmp_path, tiny_onnx):
+    src = tmp_path / "in"
+    src.mkdir()
+    reasons = bad_inputs(src)
+    good = picture(src / "good.jpg")
+    out = tmp_path / "out"
+    args = [src / n for n in reasons] + [good]
+    r = cli(*args, "-o", out, "--model", tiny_onnx)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("kirinuki: error: ")]
+    assert len(errors) == len(reasons)
+    for name, reason in reasons.items():
+        assert any(line.startswith(f"kirinuki: error: {src / name}: ") and reason in line for line in errors), \
+            (name, r.stderr)
+    assert "1 done, 0 skipped, 5 failed" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]  # no partial or temporary files
+
+
+def test_pixel_limit_is_configurable_and_checked_before_decoding(tmp_path):
+    Image.new("RGB", (3000, 2000)).save(tmp_path / "six.png")
+    with pytest.raises(InputError, match="6.0 MP, over the limit of 5 MP"):
+        open_image(tmp_path / "six.png", max_pixels=5_000_000)
+    assert open_image(tmp_path / "six.png", max_pixels=7_000_000).size == (3000, 2000)
+
+
+def test_unwritable_output_is_an_error_and_the_batch_goes_on(tmp_path, tiny_onnx):
+    src = tmp_path / "in"
+    (src / "blocked").mkdir(parents=True)
+    picture(src / "blocked" / "a.jpg")
+    picture(src / "b.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "blocked").write_text("a file where a folder should be")
+    r = cli(src, "-o", out, "--model", tiny_onnx, "-q")
+    assert r.returncode == 1
+    assert f"kirinuki: error: {src / 'blocked' / 'a.jpg'}: cannot write" in r.stderr
+    assert (out / "b.png").exists()
+
+
+def test_plan_jobs_is_stable_and_reports_empty_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for n in ("c.jpg", "a.jpg", "b.jpg"):
+        picture(tmp_path / n)
+    jobs = plan_jobs([tmp_path], tmp_path / "out", ".png")
+    assert [j.source.name for j in jobs] == ["a.jpg", "b.jpg", "c.jpg"]
+    empty = plan_jobs([tmp_path / "empty"], tmp_path / "out", ".png")
+    assert empty[0].error == "folder holds no supported pictures"
+
+
+# -- the Python API ----------------------------------------------------------------------------
+
+def test_api_accepts_paths_images_and_arrays(tmp_path, tiny_onnx):
+    import kirinuki
+
+    matter = kirinuki.Matter(tiny_onnx)
+    path = picture(tmp_path / "a.png")
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    out = kirinuki.cutout(path, matter)
+    assert out.mode == "RGBA" and out.size == (40, 30)
+    a = kirinuki.predict_alpha(arr, matter)
+    assert a.shape == (30, 40) and a.dtype == np.float32 and 0 <= a.min() <= a.max() <= 1
+    np.testing.assert_array_equal(a, kirinuki.predict_alpha(Image.open(path), matter))
+
+
+def test_import_does_nothing_observable():
+    code = ("import sys, kirinuki; "
+            "assert not any(m in sys.modules for m in ('torch', 'onnxruntime', 'kirinuki.api')); print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "ok" and r.stderr == ""
