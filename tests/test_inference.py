@@ -107,3 +107,61 @@ def test_missing_or_broken_model_files_are_clear_errors(tmp_path):
     bad_pt.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.pt"):
         Matter(bad_pt)
+
+
+def _disc_scene(n=384):
+    yy, xx = np.mgrid[:n, :n]
+    alpha = np.clip(120 - np.hypot(yy - n / 2, xx - n / 2), 0, 1).astype(np.float32)  # 1-px soft edge
+    alpha[np.abs(yy - xx * 0.9 - 20) < 1.2] = 1.0
+    fg, bg = np.array([230, 80, 90], np.float32), np.array([40, 120, 200], np.float32)
+    rgb = (alpha[..., None] * fg + (1 - alpha[..., None]) * bg).astype(np.uint8)
+    return rgb, alpha
+
+
+def test_band_restricted_guided_filter_equals_the_dense_filter():
+    from kirinuki.guided import guided_coefficients
+    rgb, alpha = _disc_scene()
+    small = Image.fromarray(rgb).resize((96, 96), Image.Resampling.BILINEAR)
+    guide_lo = np.asarray(small).astype(np.float32) / 255
+    alpha_lo = np.asarray(Image.fromarray(alpha).resize((96, 96), Image.Resampling.BILINEAR))
+    a, b = guided_coefficients(guide_lo, alpha_lo, 2, 1e-3)
+    n = rgb.shape[0]
+    dense = np.clip(np.einsum("hwc,hwc->hw", bilinear_rows(a, n, n, 0, n), rgb / 255.0)
+                    + bilinear_rows(b, n, n, 0, n), 0, 1)
+    got = guided_upsample(alpha_lo, guide_lo, rgb, radius=2, eps=1e-3, strip=50)
+    np.testing.assert_allclose(got, dense, atol=2 / 255)
+    assert set(np.unique(got[-20:, :20])) == {0.0}  # settled areas are exact
+
+
+def test_foreground_estimation_removes_the_old_background():
+    """Magenta cast on soft edges, with the true alpha: the unchanged colours carry the old
+    background; the estimated foreground does not. Also: sparse and dense paths agree."""
+    from kirinuki.foreground import estimate_foreground, foreground_fields
+    from kirinuki.samples import true_alpha_path
+    sample = [p for p in sample_paths() if "white" in p.name][0]
+    on_white = np.asarray(Image.open(sample).convert("RGB")).astype(np.float32) / 255
+    alpha = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    a = alpha[..., None]
+    # the character's own colours, recovered from the white composite where alpha is usable
+    fg = np.where(a > 0.05, np.clip((on_white - (1 - a)) / np.maximum(a, 1e-3), 0, 1), on_white)
+    magenta = np.array([1.0, 0.0, 1.0])
+    on_magenta = np.rint(np.clip(a * fg + (1 - a) * magenta, 0, 1) * 255).astype(np.uint8)
+    band = (alpha > 0.02) & (alpha < 0.98)
+
+    def cast(colours):
+        d = a * (colours - fg)  # difference from the true cutout, both over white
+        return 255 * np.maximum(0, (d[..., 0] + d[..., 2]) / 2 - d[..., 1])[band].mean()
+    unchanged = cast(on_magenta / 255.0)
+    estimated = estimate_foreground(on_magenta, alpha)
+    cleaned = cast(estimated / 255.0)
+    assert unchanged > 20 and cleaned < 0.05 * unchanged
+    # opaque pixels keep their colour exactly
+    assert np.array_equal(estimated[alpha == 1], on_magenta[alpha == 1])
+    # the sparse evaluation equals the dense formula
+    h, w = alpha.shape
+    fm, bm = foreground_fields(on_magenta, alpha)
+    fmu, bmu = bilinear_rows(fm, h, w, 0, h), bilinear_rows(bm, h, w, 0, h)
+    img = on_magenta / 255.0
+    dense = np.clip(np.rint((fmu + a * (img - a * fmu - (1 - a) * bmu)) * 255), 0, 255)
+    soft = (alpha > 0.5 / 255) & (alpha < 1 - 0.5 / 255)
+    assert np.abs(dense[soft] - estimated[soft]).max() <= 1

@@ -11,7 +11,8 @@ ICIP 2021) estimates ``F`` from local means of foreground and background colour:
 run twice (a large radius, then a small one). The local means are smooth, so kirinuki
 computes them on a copy of at most ``field_side`` pixels and applies the last line at full
 resolution, strip by strip: the cost and memory of the full-size pass are those of a few
-rows, whatever the image size. Fully opaque pixels keep their colour exactly.
+rows and only of the soft pixels, whatever the image size. Opaque pixels keep their colour
+exactly.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .guided import bilinear_rows, box_mean
+from .guided import DENSE_FRACTION, SETTLED, BilinearSampler, bilinear_rows, box_mean
 
 __all__ = ["foreground_fields", "estimate_foreground"]
 
@@ -33,7 +34,7 @@ def _fusion(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray
     return f, fm, bm
 
 
-def foreground_fields(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 768) -> tuple[np.ndarray, np.ndarray]:
+def foreground_fields(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Local mean foreground and background colours, on a grid of at most ``field_side``.
 
     rgb: HxWx3 uint8; alpha: HxW float32 in [0, 1]. Returns (Fm, Bm), each hxwx3 float32.
@@ -51,23 +52,41 @@ def foreground_fields(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 768)
     return fm.astype(np.float32), bm.astype(np.float32)
 
 
-def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 768,
-                        strip: int = 256) -> np.ndarray:
+def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 512,
+                        strip: int = 512) -> np.ndarray:
     """Straight foreground colour for every pixel: HxWx3 uint8.
 
-    rgb: HxWx3 uint8; alpha: HxW float32 in [0, 1]. Opaque pixels (alpha = 1) keep their
-    colour; soft pixels lose the old background's share.
+    rgb: HxWx3 uint8; alpha: HxW float32 in [0, 1]. Only soft pixels (alpha strictly between
+    0 and 1 once rounded to 8 bits) change: they lose the old background's share. Opaque and
+    transparent pixels keep the input colour.
     """
     h, w = alpha.shape
     fm, bm = foreground_fields(rgb, alpha, field_side)
-    out = np.empty_like(rgb)
+    sampler = BilinearSampler(np.concatenate([fm, bm], axis=-1), h, w)
+    out = rgb.copy()
     for y0 in range(0, h, strip):
         y1 = min(h, y0 + strip)
-        image = rgb[y0:y1].astype(np.float32) * np.float32(1 / 255)
-        a = alpha[y0:y1, :, None]
-        f_mean = bilinear_rows(fm, h, w, y0, y1)
-        b_mean = bilinear_rows(bm, h, w, y0, y1)
-        f = f_mean + a * (image - a * f_mean - (1 - a) * b_mean)
-        f = np.where(a >= 1.0, image, f)
-        out[y0:y1] = np.clip(np.rint(f * 255), 0, 255).astype(np.uint8)
+        a_rows = alpha[y0:y1]
+        soft = (a_rows > SETTLED) & (a_rows < 1 - SETTLED)
+        count = np.count_nonzero(soft)
+        if not count:
+            continue
+        if count > DENSE_FRACTION * soft.size:  # mostly soft: whole rows are cheaper
+            fields = bilinear_rows(sampler.field, h, w, y0, y1)
+            a = a_rows[..., None]
+            image = rgb[y0:y1].astype(np.float32) * np.float32(1 / 255)
+            f = _fused(image, a, fields)
+            out[y0:y1] = np.where(soft[..., None], f, rgb[y0:y1])
+        else:
+            ys, xs = np.nonzero(soft)
+            a = a_rows[ys, xs][:, None]
+            image = rgb[ys + y0, xs].astype(np.float32) * np.float32(1 / 255)
+            out[ys + y0, xs] = _fused(image, a, sampler.at(ys + y0, xs))
     return out
+
+
+def _fused(image: np.ndarray, a: np.ndarray, fields: np.ndarray) -> np.ndarray:
+    """The last blur-fusion step on pixels (any leading shape), as uint8."""
+    f_mean, b_mean = fields[..., :3], fields[..., 3:]
+    f = f_mean + a * (image - a * f_mean - (1 - a) * b_mean)
+    return np.clip(np.rint(f * 255), 0, 255).astype(np.uint8)

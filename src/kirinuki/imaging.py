@@ -35,6 +35,7 @@ __all__ = [
     "to_float",
     "to_uint8",
     "atomic_save",
+    "binary_dilate",
 ]
 
 
@@ -93,6 +94,23 @@ def pad_to_square_bottom(rgba: Image.Image) -> Image.Image:
     canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
     canvas.paste(rgba, ((side - w) // 2, side - h))
     return canvas
+
+
+def binary_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Dilate a boolean HxW mask with a (2r+1)^2 square (separable; outside counts as False)."""
+    out = mask.copy()
+    for axis in (0, 1):
+        src = out.copy()
+        n = src.shape[axis]
+        for d in range(1, radius + 1):
+            if d >= n:
+                break
+            lo = [slice(None)] * 2
+            hi = [slice(None)] * 2
+            lo[axis], hi[axis] = slice(0, n - d), slice(d, n)
+            out[tuple(lo)] |= src[tuple(hi)]
+            out[tuple(hi)] |= src[tuple(lo)]
+    return out
 
 
 def open_temporary(path: str | os.PathLike) -> tuple[int, Path]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .imaging import binary_dilate
+
 __all__ = ["psnr", "pixel_accuracy", "iou", "mae", "gradient_error", "edge_band", "edge_iou",
            "all_metrics", "METRIC_NAMES"]
 
@@ -57,23 +59,6 @@ def gradient_error(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean(np.abs(_grad_mag(pred) - _grad_mag(true))))
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation with a (2r+1)^2 square, separable, zero padding."""
-    out = mask.copy()
-    for axis in (0, 1):
-        src = out.copy()
-        n = src.shape[axis]
-        for d in range(1, radius + 1):
-            if d >= n:
-                break
-            lo = [slice(None)] * 2
-            hi = [slice(None)] * 2
-            lo[axis], hi[axis] = slice(0, n - d), slice(d, n)
-            out[tuple(lo)] |= src[tuple(hi)]
-            out[tuple(hi)] |= src[tuple(lo)]
-    return out
-
-
 def edge_band(true: np.ndarray, radius: int = 3, threshold: float = 0.5) -> np.ndarray:
     """Boolean HxW mask of the pixels within ``radius`` of the true edge.
 
@@ -86,7 +71,7 @@ def edge_band(true: np.ndarray, radius: int = 3, threshold: float = 0.5) -> np.n
     edge[1:, :] |= fg[:-1, :] != fg[1:, :]
     edge[:, :-1] |= fg[:, :-1] != fg[:, 1:]
     edge[:, 1:] |= fg[:, :-1] != fg[:, 1:]
-    return _dilate(edge, radius)
+    return binary_dilate(edge, radius)
 
 
 def edge_iou(pred: np.ndarray, true: np.ndarray, radius: int = 3, threshold: float = 0.5) -> float:
