@@ -6,13 +6,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data
 
-.PHONY: setup demo test train evaluate clean
+.PHONY: setup demo test serve evaluate clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[train,test]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[train,web,test]'
 	touch $(STAMP)
 
 demo: setup
@@ -21,6 +21,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+serve: setup
+	$(BIN)/kirinuki serve
 
 evaluate: setup
 	$(BIN)/kirinuki evaluate --data $(DATA)/val --backgrounds $(DATA)/backgrounds --out eval-output

@@ -7,6 +7,7 @@ file at an output path is always complete; an input is never overwritten.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import time
@@ -30,7 +31,12 @@ DEFAULT_MAX_PIXELS = 100_000_000
 
 
 class InputError(Exception):
-    """An input that cannot be cut out; the message is the one-line reason."""
+    """An input that cannot be cut out; the message is the one-line reason and ``kind`` says
+    which sort: missing, empty, unsupported, corrupt, too_large or write."""
+
+    def __init__(self, message: str, kind: str = "unsupported") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def parse_colour(text: str) -> tuple[int, int, int]:
@@ -63,45 +69,54 @@ class CutoutOptions:
         return "." + self.fmt
 
 
-def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open a picture as users have them: RGB or RGBA, EXIF orientation applied, colour
-    managed to sRGB, first frame of an animation. Raises :class:`InputError` with a one-line
-    reason for anything else (the size is checked against ``max_pixels`` before decoding)."""
-    p = Path(path)
-    try:
-        if p.is_dir():
-            raise InputError("is a folder, not a file")
-        if p.stat().st_size == 0:
-            raise InputError("empty file (0 bytes)")
-    except FileNotFoundError:
-        raise InputError("no such file") from None
-    except PermissionError:
-        raise InputError("permission denied") from None
+    managed to sRGB, first frame of an animation. ``source`` is a path or the file's bytes.
+
+    Raises :class:`InputError` with a one-line reason for anything else; the pixel count is
+    checked against ``max_pixels`` from the header, before decoding.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise InputError("empty file (0 bytes)", "empty")
+        stream: "str | os.PathLike | io.BytesIO" = io.BytesIO(source)
+    else:
+        p = Path(source)
+        try:
+            if p.is_dir():
+                raise InputError("is a folder, not a file", "missing")
+            if p.stat().st_size == 0:
+                raise InputError("empty file (0 bytes)", "empty")
+        except FileNotFoundError:
+            raise InputError("no such file", "missing") from None
+        except PermissionError:
+            raise InputError("permission denied", "missing") from None
+        stream = p
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(p)
+            im = Image.open(stream)
     except UnidentifiedImageError:
-        raise InputError("not an image, or a format kirinuki cannot read") from None
+        raise InputError("not an image, or a format kirinuki cannot read", "unsupported") from None
     except Image.DecompressionBombError as exc:
         # Pillow's own guard fired first (at twice its limit): same answer as ours below.
         found = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{int(found.group(1)) / 1e6:.1f} MP, " if found else ""
-        raise InputError(f"{size}over the limit of {max_pixels / 1e6:g} MP (--max-pixels)") from None
+        raise InputError(f"{size}over the limit of {max_pixels / 1e6:g} MP (--max-pixels)", "too_large") from None
     except PermissionError:
-        raise InputError("permission denied") from None
+        raise InputError("permission denied", "missing") from None
     except OSError as exc:
-        raise InputError(f"cannot read ({exc})") from None
+        raise InputError(f"cannot read ({exc})", "unsupported") from None
     with im:
         w, h = im.size
         if w * h > max_pixels:
             raise InputError(f"{w}x{h} is {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:g} MP "
-                             "(--max-pixels)")
+                             "(--max-pixels)", "too_large")
         try:
             im.seek(0)
             im.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise InputError(f"truncated or corrupt image ({exc})") from None
+            raise InputError(f"truncated or corrupt image ({exc})", "corrupt") from None
         return image_to_rgba_or_rgb(im)
 
 
@@ -146,13 +161,26 @@ def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Ima
     return Image.fromarray(np.dstack([fg, alpha8]), "RGBA"), note
 
 
-def save_output(image: Image.Image, path: Path, fmt: str) -> None:
-    """Write atomically; PNG at a fast compression level, WebP lossless (keeps alpha exact)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def encode_params(fmt: str) -> dict:
+    """Pillow save parameters: PNG at a fast compression level, WebP lossless (exact alpha)."""
     if fmt == "webp":
-        atomic_save(image, path, format="WEBP", lossless=True, quality=50, method=1)
-    else:
-        atomic_save(image, path, format="PNG", compress_level=1)
+        return {"format": "WEBP", "lossless": True, "quality": 50, "method": 1}
+    if fmt == "png":
+        return {"format": "PNG", "compress_level": 1}
+    raise ValueError(f"unknown output format {fmt!r}; choose png or webp")
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    """The output file's bytes (for the web app)."""
+    buf = io.BytesIO()
+    image.save(buf, **encode_params(fmt))
+    return buf.getvalue()
+
+
+def save_output(image: Image.Image, path: Path, fmt: str) -> None:
+    """Write atomically (a complete file or none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(image, path, **encode_params(fmt))
 
 
 @dataclass
@@ -232,7 +260,7 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
             try:
                 save_output(out, job.target, opts.fmt)
             except OSError as exc:
-                raise InputError(f"cannot write {job.target}: {exc.strerror or exc}") from None
+                raise InputError(f"cannot write {job.target}: {exc.strerror or exc}", "write") from None
             if note:
                 on_note(job.source, note)
             summary.done += 1

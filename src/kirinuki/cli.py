@@ -212,13 +212,49 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve --------------------------------------------------------------------------------
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the web page and HTTP API",
+                       description="A page for cutting out pictures in the browser, and POST /api/cutout. "
+                                   "Binds to loopback by default; --host 0.0.0.0 exposes it to the network.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="cutouts computed at the same time (default 1)")
+    p.add_argument("--queue", type=int, default=8, help="requests allowed to wait; more get 503 (default 8)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0)
+    p.add_argument("--max-pixels", type=float, default=100.0, metavar="MP")
+    p.add_argument("--model", help="an ONNX file or a training checkpoint (default: the bundled model)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="CPU threads for the network")
+    p.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from .web.app import ServeSettings, serve
+    except ImportError as exc:
+        _error(f"kirinuki serve needs the web extra: pip install 'kirinuki[web]' ({exc.name} is missing)")
+        return 1
+    from .inference import Matter
+
+    if args.workers < 1 or args.queue < 0:
+        _error("--workers must be at least 1 and --queue at least 0")
+        return 2
+    matter = Matter(args.model, device=args.device, threads=args.threads)
+    settings = ServeSettings(host=args.host, port=args.port, workers=args.workers, queue=args.queue,
+                             max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels * 1e6))
+    serve(matter, settings)
+    return 0
+
+
 # -- entry point --------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Give anime illustrations their alpha channel back.")
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_cutout, _add_train, _add_evaluate, _add_export):
+    for add in (_add_cutout, _add_serve, _add_train, _add_evaluate, _add_export):
         add(sub)
     return parser
 

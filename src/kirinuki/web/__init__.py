@@ -1,0 +1,1 @@
+"""The web page and HTTP API (``kirinuki serve``); needs the ``web`` extra."""

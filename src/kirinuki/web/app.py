@@ -1,0 +1,238 @@
+"""The HTTP API and page: ``kirinuki serve`` (FastAPI + Uvicorn, the ``web`` extra).
+
+Routes: ``GET /`` (the page), ``POST /api/cutout`` (multipart field ``file``; optional form
+fields ``mask``, ``background``, ``trim``, ``format``), ``GET /healthz``, ``GET /docs``.
+
+Limits, each answered with a JSON body ``{"error": ..., "status": ...}``:
+upload over ``max_upload_mb`` -> 413; decoded picture over ``max_pixels`` -> 422; not a
+picture or unreadable -> 415; more requests in flight than ``workers + queue`` -> 503 with
+``Retry-After``. The model is loaded once; inference runs in worker threads, at most
+``workers`` at a time. Uploads are read into memory (bounded by the limits above) and
+nothing is written to disk; nothing a client sends is used as a path.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from email.message import Message
+from importlib import resources
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from .._version import __version__
+from ..batch import CutoutOptions, InputError, encode, open_image, parse_colour, render
+from ..inference import Matter
+
+__all__ = ["ServeSettings", "create_app", "safe_download_name", "parse_multipart"]
+
+STATUS_FOR_KIND = {"empty": 415, "unsupported": 415, "corrupt": 415, "too_large": 422}
+MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1              # inferences at a time
+    queue: int = 8                # requests allowed to wait for a worker
+    max_upload_mb: float = 25.0
+    max_pixels: int = 100_000_000
+    retry_after_s: int = 2
+
+
+class HTTPProblem(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def safe_download_name(upload_name: str | None, suffix: str) -> tuple[str, str]:
+    """(ASCII file name, UTF-8 file name) for Content-Disposition, from an upload's name.
+
+    Only the last path component's stem is kept; anything but letters, digits, ``.-_`` and
+    spaces is replaced; never empty, never hidden, at most 100 characters.
+    """
+    base = re.split(r"[\\/]", upload_name or "")[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    stem = unicodedata.normalize("NFC", stem)
+    uni = "".join(c if (c.isalnum() or c in "-_. ") else "_" for c in stem).strip(" .")[:100] or "cutout"
+    ascii_ = re.sub(r"[^A-Za-z0-9._-]", "_", unicodedata.normalize("NFKD", uni).encode("ascii", "ignore").decode())
+    ascii_ = ascii_.strip("._")[:100] or "cutout"
+    return ascii_ + suffix, uni + suffix
+
+
+def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
+    """multipart/form-data -> {field name: (file name or None, bytes)}, in memory."""
+    msg = Message()
+    msg["content-type"] = content_type
+    if msg.get_content_type() != "multipart/form-data" or not msg.get_param("boundary"):
+        raise HTTPProblem(400, "expected a multipart/form-data body with a 'file' field")
+    boundary = b"--" + str(msg.get_param("boundary")).encode("latin-1")
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for chunk in body.split(boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, sep, data = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            raise HTTPProblem(400, "malformed multipart body")
+        headers = Message()
+        for line in head.decode("utf-8", "replace").strip().split("\r\n"):
+            key, _, value = line.partition(":")
+            headers[key.strip()] = value.strip()
+        name = headers.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        filename = headers.get_filename()
+        fields[name] = (filename, data[:-2] if data.endswith(b"\r\n") else data)
+    return fields
+
+
+def _flag(fields: dict, name: str) -> bool:
+    value = fields.get(name, (None, b""))[1].decode("utf-8", "replace").strip().lower()
+    if value in ("", "0", "false", "off", "no"):
+        return False
+    if value in ("1", "true", "on", "yes"):
+        return True
+    raise HTTPProblem(422, f"{name} must be true or false")
+
+
+def _options(fields: dict, settings: ServeSettings) -> CutoutOptions:
+    fmt = fields.get("format", (None, b"png"))[1].decode("utf-8", "replace").strip().lower() or "png"
+    if fmt not in MEDIA_TYPES:
+        raise HTTPProblem(422, "format must be png or webp")
+    bg_text = fields.get("background", (None, b""))[1].decode("utf-8", "replace").strip()
+    background = None
+    if bg_text:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", bg_text):
+            raise HTTPProblem(422, "background must be a colour as #rrggbb")
+        background = parse_colour(bg_text)
+    return CutoutOptions(mask=_flag(fields, "mask"), background=background, fmt=fmt,
+                         trim=0 if _flag(fields, "trim") else None, max_pixels=settings.max_pixels)
+
+
+async def _drain(request: Request) -> None:
+    """Read and drop the rest of a refused upload, so that the client, still sending, gets
+    the answer instead of a reset connection. Nothing is kept."""
+    async for _ in request.stream():
+        pass
+
+
+class _Gate:
+    """Admits at most ``workers + queue`` requests; runs at most ``workers`` at a time."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.capacity = workers + queue
+        self.limiter = anyio.CapacityLimiter(workers)
+        self.admitted = 0
+
+    def try_enter(self) -> bool:
+        if self.admitted >= self.capacity:
+            return False
+        self.admitted += 1
+        return True
+
+    def leave(self) -> None:
+        self.admitted -= 1
+
+
+def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> FastAPI:
+    """The ASGI app around one loaded model."""
+    app = FastAPI(title="kirinuki", version=__version__,
+                  description="Cut out anime illustrations: RGB picture in, RGBA cutout out.")
+    gate = _Gate(settings.workers, settings.queue)
+    limit = int(settings.max_upload_mb * 1024 * 1024)
+    static = Path(str(resources.files("kirinuki.web").joinpath("static")))
+
+    @app.exception_handler(HTTPProblem)
+    async def _problem(_: Request, exc: HTTPProblem) -> JSONResponse:
+        return JSONResponse({"error": exc.message, "status": exc.status}, exc.status, headers=exc.headers)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(static / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        """The server is up and its model loaded."""
+        return {"status": "ok", "version": __version__, "model": matter.info.name,
+                "model_version": matter.info.extra.get("version"), "work_size": matter.info.work_size,
+                "workers": settings.workers, "queue": settings.queue}
+
+    multipart_doc = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary", "description": "the picture"},
+            "mask": {"type": "boolean", "description": "answer the alpha alone (grayscale PNG)"},
+            "background": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$",
+                           "description": "flatten onto this colour (RGB answer)"},
+            "trim": {"type": "boolean", "description": "crop to the content"},
+            "format": {"type": "string", "enum": ["png", "webp"]}}}}}},
+        "responses": {"200": {"description": "the cutout", "content": {"image/png": {}, "image/webp": {}}},
+                      "413": {"description": "upload too large"}, "415": {"description": "not a picture"},
+                      "422": {"description": "too many pixels, or a bad option"},
+                      "503": {"description": "busy: retry after the Retry-After seconds"}}}
+
+    @app.post("/api/cutout", openapi_extra=multipart_doc, response_class=Response)
+    async def api_cutout(request: Request) -> Response:
+        """Cut out the uploaded picture; answers the image bytes."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+            await _drain(request)
+            raise HTTPProblem(413, f"upload over the limit of {settings.max_upload_mb:g} MB")
+        if not gate.try_enter():
+            await _drain(request)
+            raise HTTPProblem(503, "busy: too many requests waiting, retry shortly",
+                              {"Retry-After": str(settings.retry_after_s)})
+        try:
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit + 64 * 1024:  # the file plus its multipart framing
+                    del body
+                    await _drain(request)
+                    raise HTTPProblem(413, f"upload over the limit of {settings.max_upload_mb:g} MB")
+            fields = parse_multipart(bytes(body), request.headers.get("content-type", ""))
+            del body
+            if "file" not in fields:
+                raise HTTPProblem(400, "the form has no 'file' field")
+            filename, data = fields["file"]
+            if len(data) > limit:
+                raise HTTPProblem(413, f"upload over the limit of {settings.max_upload_mb:g} MB")
+            opts = _options(fields, settings)
+
+            def work() -> bytes:
+                image = open_image(data, settings.max_pixels)
+                out, _ = render(matter, image, opts)
+                return encode(out, opts.fmt)
+            try:
+                payload = await anyio.to_thread.run_sync(work, limiter=gate.limiter)
+            except InputError as exc:
+                raise HTTPProblem(STATUS_FOR_KIND.get(exc.kind, 415), str(exc)) from None
+        finally:
+            gate.leave()
+        ascii_name, uni_name = safe_download_name(filename, "." + opts.fmt)
+        disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(uni_name)}"
+        return Response(payload, media_type=MEDIA_TYPES[opts.fmt], headers={"Content-Disposition": disposition})
+
+    return app
+
+
+def serve(matter: Matter, settings: ServeSettings) -> None:
+    """Run the app with Uvicorn until interrupted."""
+    import sys
+
+    import uvicorn
+
+    where = "loopback only; --host 0.0.0.0 exposes it to the network" if settings.host in (
+        "127.0.0.1", "localhost", "::1") else "reachable from the network"
+    print(f"kirinuki: serving {matter.info.describe()} on http://{settings.host}:{settings.port}/ ({where})",
+          file=sys.stderr, flush=True)
+    uvicorn.run(create_app(matter, settings), host=settings.host, port=settings.port, log_level="warning")

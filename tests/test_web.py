@@ -1,0 +1,250 @@
+"""The HTTP API against a real ``kirinuki serve`` process, and the page in a real browser."""
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_KIRINET
+from kirinuki.export import export_onnx
+from kirinuki.models import create_model
+from kirinuki.samples import sample_paths
+
+pytest.importorskip("fastapi")
+from kirinuki.web.app import parse_multipart, safe_download_name  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("kirinet", **TINY_KIRINET).eval()
+    path = tmp_path_factory.mktemp("web") / "tiny.onnx"
+    export_onnx(model, path, {"name": "tiny", "arch": "kirinet", "arch_args": model.config,
+                              "work_size": 64, "pad_multiple": model.pad_multiple})
+    return path
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, model, *flags):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "kirinuki", "serve", "--port", str(self.port),
+                                      "--model", str(model), *map(str, flags)],
+                                     stderr=subprocess.PIPE, text=True)
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
+                return
+            except OSError:
+                assert self.proc.poll() is None, self.proc.stderr.read()
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_onnx):
+    s = Server(tiny_onnx, "--max-upload-mb", "1", "--max-pixels", "0.5")
+    yield s
+    s.stop()
+
+
+def post(url, data: bytes, filename="a.png", **fields):
+    boundary = uuid.uuid4().hex
+    parts = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
+             for k, v in fields.items()]
+    parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url + "/api/cutout", data=body,
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def png_bytes(w=60, h=40, mode="RGB"):
+    buf = io.BytesIO()
+    arr = np.random.default_rng(w * h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    Image.fromarray(arr).convert(mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def flat_png(w, h):
+    """A picture with many pixels in a small file."""
+    buf = io.BytesIO()
+    y, x = np.mgrid[0:h, 0:w]
+    Image.fromarray(((x + y) % 256).astype(np.uint8)).convert("RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_healthz_and_docs(server):
+    health = json.loads(urllib.request.urlopen(server.url + "/healthz").read())
+    assert health["status"] == "ok" and health["model"] == "tiny" and health["work_size"] == 64
+    assert b"swagger" in urllib.request.urlopen(server.url + "/docs").read().lower()
+    spec = json.loads(urllib.request.urlopen(server.url + "/openapi.json").read())
+    assert "multipart/form-data" in spec["paths"]["/api/cutout"]["post"]["requestBody"]["content"]
+    page = urllib.request.urlopen(server.url + "/").read().decode()
+    assert "<title>kirinuki" in page and "http" not in page.split("<body>")[1].replace("aria", "")
+
+
+def test_cutout_answers_an_rgba_png(server):
+    status, headers, body = post(server.url, png_bytes(), filename="chara.png")
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert headers["content-disposition"].startswith('attachment; filename="chara.png"')
+    im = Image.open(io.BytesIO(body))
+    assert im.mode == "RGBA" and im.size == (60, 40)
+
+
+@pytest.mark.parametrize("fields,mode,ctype", [
+    ({"mask": "true"}, "L", "image/png"),
+    ({"background": "#102030"}, "RGB", "image/png"),
+    ({"format": "webp"}, "RGBA", "image/webp"),
+])
+def test_options(server, fields, mode, ctype):
+    status, headers, body = post(server.url, png_bytes(), **fields)
+    assert status == 200 and headers["content-type"] == ctype
+    assert Image.open(io.BytesIO(body)).mode == mode
+
+
+def test_trim_crops_to_content(server):
+    arr = np.zeros((40, 60, 4), np.uint8)
+    arr[10:20, 5:25] = (255, 0, 0, 255)  # an input with a real alpha: kept, then trimmed
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGBA").save(buf, "PNG")
+    status, _, body = post(server.url, buf.getvalue(), trim="true")
+    assert status == 200 and Image.open(io.BytesIO(body)).size == (20, 10)
+
+
+def test_limits_answer_clear_json_errors(server):
+    big = os.urandom(1024 * 1024 + 100_000)
+    for data, expected, text in [
+        (big, 413, "over the limit of 1 MB"),
+        (flat_png(1000, 600), 422, "over the limit of 0.5 MP"),
+        (b"this is not a picture", 415, "not an image"),
+        (b"", 415, "empty file"),
+        (png_bytes()[:200], 415, "truncated or corrupt"),
+    ]:
+        status, headers, body = post(server.url, data)
+        assert status == expected, (expected, body)
+        assert headers["content-type"] == "application/json"
+        assert text in json.loads(body)["error"]
+    status, _, body = post(server.url, png_bytes(), background="tomato")
+    assert status == 422 and "#rrggbb" in json.loads(body)["error"]
+    status, _, body = post(server.url, png_bytes(), format="gif")
+    assert status == 422
+
+
+def test_download_names_are_safe():
+    assert safe_download_name("../../etc/passwd.jpg", ".png") == ("passwd.png", "passwd.png")
+    assert safe_download_name("C:\\Users\\x\\chara 1.jpeg", ".png") == ("chara_1.png", "chara 1.png")
+    assert safe_download_name("キャラ.jpg", ".webp") == ("cutout.webp", "キャラ.webp")
+    assert safe_download_name(".hidden", ".png")[0] == "hidden.png"
+    assert safe_download_name(None, ".png") == ("cutout.png", "cutout.png")
+    assert safe_download_name('a";b\r\n.png', ".png")[0] == "a__b.png"
+
+
+def test_multipart_parser_keeps_binary_data_exact():
+    data = bytes(range(256)) * 10 + b"\r\n--notboundary\r\n"
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.bin\"\r\n\r\n" + data
+            + b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"mask\"\r\n\r\ntrue\r\n--XyZ--\r\n")
+    fields = parse_multipart(body, "multipart/form-data; boundary=XyZ")
+    assert fields["file"] == ("p.bin", data) and fields["mask"] == (None, b"true")
+
+
+def test_busy_server_answers_503_with_retry_after(tiny_onnx):
+    s = Server(tiny_onnx, "--workers", "1", "--queue", "0")
+    try:
+        big = flat_png(3000, 3000)
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(post(s.url, big))) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted(r[0] for r in results)
+        assert 200 in statuses and 503 in statuses and set(statuses) <= {200, 503}
+        busy = next(r for r in results if r[0] == 503)
+        assert busy[1]["retry-after"] == "2" and "busy" in json.loads(busy[2])["error"]
+        assert post(s.url, png_bytes())[0] == 200  # and it recovers
+    finally:
+        s.stop()
+
+
+def test_load_script_runs_with_small_numbers(tiny_onnx):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load_test.py"), "--requests", "16",
+                          "--concurrency", "4", "--model", str(tiny_onnx), "--queue", "2", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert sum(report["statuses"].values()) == 16 and set(report["statuses"]) <= {"200", "503"}
+    assert report["statuses"].get("200", 0) >= 1 and report["server_peak_rss_mb"] > 0
+
+
+@pytest.mark.browser
+def test_page_in_a_real_browser(server, tmp_path):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("KIRINUKI_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing; CI installs Debian's chromium")
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    sample = next(p for p in sample_paths() if "white" in p.name)
+    args = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            page.goto(server.url + "/")
+            bad = tmp_path / "notes.png"
+            bad.write_text("not a picture")
+            page.set_input_files("#files", [str(sample), str(bad)])
+            page.wait_for_selector(".card[data-state=done]", timeout=60_000)
+            page.wait_for_selector(".card[data-state=error]", timeout=60_000)
+            assert "not an image" in page.inner_text(".card[data-state=error] .error")
+            assert page.inner_text("#summary").startswith("1 of 2 done")
+            with page.expect_download() as dl:
+                page.click(".card[data-state=done] .download")
+            saved = tmp_path / dl.value.suggested_filename
+            dl.value.save_as(saved)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+            page.set_viewport_size({"width": 375, "height": 800})
+            page.screenshot(path=str(ARTIFACTS / "web-page-phone.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        finally:
+            browser.close()
+    assert saved.name == "sylvie-on-white.png"
+    got = Image.open(saved)
+    assert got.mode == "RGBA"
+    _, _, api = post(server.url, sample.read_bytes(), filename=sample.name)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(Image.open(io.BytesIO(api))))
