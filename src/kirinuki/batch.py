@@ -7,6 +7,7 @@ file at an output path is always complete; an input is never overwritten.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
@@ -20,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
 from .foreground import estimate_foreground
-from .imaging import atomic_save, image_to_rgba_or_rgb
+from .imaging import atomic_save, image_to_rgba_or_rgb, open_temporary
 from .inference import Matter
 
 __all__ = ["InputError", "CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
@@ -229,15 +230,52 @@ def _key(path: Path) -> Path:
 
 
 @dataclass
+class JobRecord:
+    """What happened to one input: status is done, skipped or failed."""
+
+    source: Path
+    target: Path | None
+    status: str
+    seconds: float
+    reason: str = ""
+
+
+@dataclass
 class BatchSummary:
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
+    records: list[JobRecord] = field(default_factory=list)
     seconds: float = 0.0
-    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.records)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
 
     def line(self) -> str:
-        return f"{self.done} done, {self.skipped} skipped, {self.failed} failed ({self.seconds:.1f} s)"
+        return (f"{self.count('done')} done, {self.count('skipped')} skipped, {self.failed} failed "
+                f"({self.seconds:.1f} s)")
+
+    def write_manifest(self, path: Path) -> None:
+        """CSV of input, output, status, seconds, reason; written atomically."""
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["input", "output", "status", "seconds", "reason"])
+        for r in self.records:
+            w.writerow([r.source, r.target or "", r.status, f"{r.seconds:.3f}", r.reason])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = open_temporary(path)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, path)
+
+
+def shard(jobs: Sequence[Job], rank: int, world: int) -> list[Job]:
+    """This process's share of a batch: every ``world``-th job from ``rank`` on. The plan is
+    sorted and the same in every process, so each input is done by exactly one of them."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in 0..{world - 1}")
+    return list(jobs[rank::world])
 
 
 def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
@@ -247,13 +285,15 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
     summary = BatchSummary()
     t0 = time.perf_counter()
     for k, job in enumerate(jobs, 1):
+        started = time.perf_counter()
+        status, reason = "done", ""
         try:
             if job.error:
                 raise InputError(job.error)
             assert job.target is not None
             if job.target.exists() and not opts.overwrite:
-                on_note(job.source, f"skipped: {job.target} exists (--overwrite replaces it)")
-                summary.skipped += 1
+                status, reason = "skipped", f"{job.target} exists (--overwrite replaces it)"
+                on_note(job.source, f"skipped: {reason}")
                 continue
             image = open_image(job.source, opts.max_pixels)
             out, note = render(matter, image, opts)
@@ -262,17 +302,17 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
             except OSError as exc:
                 raise InputError(f"cannot write {job.target}: {exc.strerror or exc}", "write") from None
             if note:
+                reason = note
                 on_note(job.source, note)
-            summary.done += 1
         except InputError as exc:
-            summary.failed += 1
-            summary.failures.append((job.source, str(exc)))
-            on_error(job.source, str(exc))
+            status, reason = "failed", str(exc)
+            on_error(job.source, reason)
         except MemoryError:
-            summary.failed += 1
-            summary.failures.append((job.source, "out of memory"))
-            on_error(job.source, "out of memory")
+            status, reason = "failed", "out of memory"
+            on_error(job.source, reason)
         finally:
+            summary.records.append(JobRecord(job.source, job.target, status,
+                                             time.perf_counter() - started, reason))
             if on_progress:
                 on_progress(k)
     summary.seconds = time.perf_counter() - t0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -65,6 +66,14 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0 if result.step >= 0 else 1
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 # -- cutout -------------------------------------------------------------------------------
 
 def _trim_margin(text: str) -> int:
@@ -101,6 +110,10 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
                    help="keep the input colours on soft edges")
     p.add_argument("--max-pixels", type=float, default=100.0, metavar="MP",
                    help="refuse pictures over this many megapixels, checked before decoding (default 100)")
+    p.add_argument("--distributed", action="store_true",
+                   help="take this process's share of the inputs from RANK / WORLD_SIZE (as torchrun sets "
+                        "them) and write OUTDIR/manifest-rank<RANK>.csv; each rank uses its own GPU "
+                        "(LOCAL_RANK) or CPU threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no notes")
     p.set_defaults(func=_run_cutout)
 
@@ -108,7 +121,7 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
 def _run_cutout(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from .batch import CutoutOptions, parse_colour, plan_jobs, run_batch
+    from .batch import CutoutOptions, parse_colour, plan_jobs, run_batch, shard
     from .inference import Matter
     from .progress import Progress
 
@@ -126,8 +139,18 @@ def _run_cutout(args: argparse.Namespace) -> int:
     opts = CutoutOptions(mask=args.mask, background=background, fmt=args.format, trim=args.trim,
                          overwrite=args.overwrite, force=args.force, decontaminate=args.decontaminate,
                          max_pixels=max_pixels)
-    matter = Matter(args.model, device=args.device, threads=args.threads, work_size=args.work_size)
-    jobs = plan_jobs(args.inputs, args.output, ".png" if args.mask and args.format == "png" else opts.suffix)
+    rank, world, device, threads = 0, 1, args.device, args.threads
+    if args.distributed:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+        local, local_world = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        if device in ("auto", "cuda") and _cuda_available():
+            device = f"cuda:{local}"
+        elif threads is None:  # share this machine's cores between its ranks
+            threads = max(1, (os.cpu_count() or 1) // local_world)
+    matter = Matter(args.model, device=device, threads=threads, work_size=args.work_size)
+    jobs = plan_jobs(args.inputs, args.output, opts.suffix)
+    if args.distributed:
+        jobs = shard(jobs, rank, world)
     bar = Progress(len(jobs), "files", enabled=len(jobs) > 1 and not args.quiet)
 
     def on_error(path: Path, reason: str) -> None:
@@ -141,6 +164,8 @@ def _run_cutout(args: argparse.Namespace) -> int:
 
     summary = run_batch(matter, jobs, opts, on_error, on_note, bar.update)
     bar.close()
+    if args.distributed:
+        summary.write_manifest(args.output / f"manifest-rank{rank}.csv")
     if not args.quiet or summary.failed:
         print(f"{PROG}: {summary.line()}", file=sys.stderr, flush=True)
     return 1 if summary.failed else 0

@@ -131,11 +131,14 @@ def _onnx_runner(path: Path, device: str, threads: int | None) -> tuple[Callable
     if threads:
         opts.intra_op_num_threads = threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    providers = ["CPUExecutionProvider"]
-    if device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    elif device == "cuda":
-        raise ModelError("--device cuda: ONNX Runtime has no CUDA provider in this installation")
+    providers: list = ["CPUExecutionProvider"]
+    cuda = device == "auto" or device.startswith("cuda")
+    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        device_id = int(device.split(":")[1]) if ":" in device else 0
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
+    elif device.startswith("cuda"):
+        raise ModelError(f"--device {device}: ONNX Runtime has no CUDA provider in this installation "
+                         "(use a training checkpoint with --model to run on the GPU through PyTorch)")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:
@@ -154,8 +157,8 @@ def _torch_device(device: str) -> Any:
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda: PyTorch sees no CUDA device")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device}: PyTorch sees no CUDA device")
     return torch.device(device)
 
 

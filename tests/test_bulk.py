@@ -1,0 +1,67 @@
+"""Bulk cutouts split across processes (as torchrun starts them): each input exactly once."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_KIRINET
+from kirinuki.batch import Job, shard
+from kirinuki.export import export_onnx
+from kirinuki.models import create_model
+
+
+def test_shards_cover_every_job_once():
+    jobs = [Job(source=f"{i}.png", target=None) for i in range(11)]
+    parts = [shard(jobs, r, 3) for r in range(3)]
+    names = sorted(j.source for p in parts for j in p)
+    assert names == sorted(j.source for j in jobs)
+    assert [len(p) for p in parts] == [4, 4, 3]
+    with pytest.raises(ValueError):
+        shard(jobs, 3, 3)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_do_every_input_exactly_once(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("kirinet", **TINY_KIRINET).eval()
+    onnx_path = tmp_path / "tiny.onnx"
+    export_onnx(model, onnx_path, {"name": "tiny", "arch": "kirinet", "arch_args": model.config,
+                                   "work_size": 64, "pad_multiple": model.pad_multiple})
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = []
+    for i in range(9):
+        rel = f"sub/p{i}.jpg" if i % 3 == 0 else f"p{i}.jpg"
+        Image.fromarray(rng.integers(0, 256, (30 + i, 40, 3), dtype=np.uint8)).save(src / rel)
+        names.append(rel)
+    (src / "broken.jpg").write_bytes(b"nope")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+           "-m", "kirinuki", "cutout", str(src), "-o", str(out), "--model", str(onnx_path), "--distributed", "-q"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0  # one input is broken: its rank exits 1, after doing the rest
+
+    def manifest_rows():
+        rows = []
+        for rank in (0, 1):
+            with open(out / f"manifest-rank{rank}.csv", newline="") as fh:
+                rows += [dict(r, rank=rank) for r in csv.DictReader(fh)]
+        return rows
+    rows = manifest_rows()
+    done = sorted(r["input"] for r in rows if r["status"] == "done")
+    assert done == sorted(str(src / n) for n in names)
+    assert len(rows) == 10 and len({r["input"] for r in rows}) == 10  # every input exactly once
+    assert {r["rank"] for r in rows} == {0, 1}
+    assert [r for r in rows if r["status"] == "failed"][0]["input"].endswith("broken.jpg")
+    assert all((out / n).with_suffix(".png").exists() for n in names)
+    # a restart skips what is finished
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0
+    statuses = sorted(r["status"] for r in manifest_rows())
+    assert statuses == ["failed"] + ["skipped"] * 9
