@@ -105,7 +105,7 @@ def test_degradations_change_the_image_not_the_target(library):
 
 @pytest.mark.parametrize("quality", [30, 85, 95])
 def test_jpeg_simulation_matches_a_real_codec(quality, rng):
-    img = np.asarray(Image.open(io.BytesIO(_smooth_picture(rng))).convert("RGB"))
+    img = np.array(Image.open(io.BytesIO(_smooth_picture(rng))).convert("RGB"))
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, "JPEG", quality=quality)
     real = np.asarray(Image.open(buf).convert("RGB")).astype(np.float32) / 255

@@ -65,10 +65,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def bundled_file(filename: str) -> Path:
+def weights_folder() -> Path:
+    """Where the bundled model lives inside the installed package."""
+    return Path(str(resources.files("kirinuki").joinpath("weights")))
+
+
+def bundled_file(filename: str, folder: Path | None = None) -> Path:
     """A file of the bundled default model (``default.onnx``, ``default.pt``), after checking
-    its checksum against ``weights/default.json``."""
-    folder = Path(str(resources.files("kirinuki").joinpath("weights")))
+    its checksum against the manifest ``default.json`` beside it."""
+    folder = folder or weights_folder()
     manifest = folder / f"{DEFAULT_MODEL}.json"
     path = folder / filename
     if not manifest.exists() or not path.exists():
@@ -88,7 +93,7 @@ def default_model_path() -> Path:
 
 def bundled_model_info() -> dict[str, Any]:
     """The bundled model's manifest (name, version, metrics, checksums), without loading it."""
-    path = Path(str(resources.files("kirinuki").joinpath("weights", f"{DEFAULT_MODEL}.json")))
+    path = weights_folder() / f"{DEFAULT_MODEL}.json"
     return json.loads(path.read_text("utf-8")) if path.exists() else {}
 
 

@@ -1,0 +1,162 @@
+"""Cutout latency and peak memory by image size, and folder throughput.
+
+    python benchmarks/cutout_latency.py [--sizes 512 1024 2048 4096 8000] [--engines onnx torch]
+                                        [--repeats 5] [--folder 100] [--json results.json]
+
+Each (engine, size) runs in a fresh process, so its peak RSS is its own: the sample picture
+is resized to NxN and saved as JPEG, then timed end to end exactly as ``kirinuki cutout``
+does it (decode, network at the working size, guided refinement, decontamination, PNG
+encode and write), median of the warm repeats after one warm-up; "network" is the model
+call alone on the prepared input. ``onnx`` is ONNX Runtime on the bundled default.onnx;
+``torch`` is PyTorch on the bundled default.pt. ``--folder N`` times N pictures of mixed
+sizes (256 to 2048 px) through the batch runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "src" / "kirinuki" / "samples" / "sylvie-on-meadow.jpg"
+
+
+def make_picture(size: int, folder: Path) -> Path:
+    from PIL import Image
+    path = folder / f"sample-{size}.jpg"
+    if not path.exists():
+        Image.open(SAMPLE).convert("RGB").resize((size, size), Image.Resampling.BICUBIC).save(path, quality=90)
+    return path
+
+
+def model_path(engine: str) -> str:
+    from kirinuki.inference import bundled_file
+    return str(bundled_file("default.onnx" if engine == "onnx" else "default.pt"))
+
+
+def measure_one(engine: str, size: int, repeats: int, threads: int | None) -> dict:
+    """Runs in its own process."""
+    import numpy as np
+
+    from kirinuki.batch import CutoutOptions, open_image, render, save_output
+    from kirinuki.inference import Matter, prepare_input, to_network_input
+
+    folder = Path(tempfile.mkdtemp(prefix="kirinuki-bench-"))
+    src = make_picture(size, folder)
+    matter = Matter(model_path(engine), device="cpu", threads=threads)
+    opts = CutoutOptions()
+    out = folder / "out.png"
+
+    def end_to_end() -> float:
+        t0 = time.perf_counter()
+        image = open_image(src)
+        result, _ = render(matter, image, opts)
+        save_output(result, out, "png")
+        return time.perf_counter() - t0
+
+    rgb = np.asarray(open_image(src).convert("RGB"))
+    guide = prepare_input(rgb, matter.info.work_size)
+    x = to_network_input(guide, matter.info.pad_multiple)
+
+    def network() -> float:
+        t0 = time.perf_counter()
+        matter._run(x)
+        return time.perf_counter() - t0
+    end_to_end()
+    network()
+    e2e = [end_to_end() for _ in range(repeats)]
+    net = [network() for _ in range(max(3, repeats))]
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"engine": engine, "size": size, "end_to_end_s": statistics.median(e2e),
+            "network_s": statistics.median(net), "peak_rss_mb": round(rss_mb, 1), "repeats": repeats,
+            "work_size": matter.info.work_size}
+
+
+def measure_folder(count: int, threads: int | None) -> dict:
+    import numpy as np
+
+    from kirinuki.batch import CutoutOptions, plan_jobs, run_batch
+    from kirinuki.inference import Matter
+    from PIL import Image
+
+    folder = Path(tempfile.mkdtemp(prefix="kirinuki-folder-"))
+    src = folder / "in"
+    src.mkdir()
+    base = Image.open(SAMPLE).convert("RGB")
+    rng = np.random.default_rng(0)
+    pixels = 0
+    for i in range(count):
+        side = int(rng.integers(256, 2049))
+        aspect = float(rng.uniform(0.5, 2.0))
+        w, h = (side, max(32, int(side / aspect))) if aspect > 1 else (max(32, int(side * aspect)), side)
+        base.resize((w, h), Image.Resampling.BILINEAR).save(src / f"p{i:03d}.jpg", quality=90)
+        pixels += w * h
+    matter = Matter(model_path("onnx"), device="cpu", threads=threads)
+    jobs = plan_jobs([src], folder / "out", ".png")
+    summary = run_batch(matter, jobs, CutoutOptions(), lambda p, r: None, lambda p, r: None)
+    return {"images": count, "megapixels": round(pixels / 1e6, 1), "seconds": round(summary.seconds, 2),
+            "images_per_s": round(count / summary.seconds, 2), "failed": summary.failed,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8000])
+    ap.add_argument("--engines", nargs="+", default=["onnx", "torch"], choices=("onnx", "torch"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--folder", type=int, default=100, help="pictures in the folder run (0: skip)")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--one", nargs=2, metavar=("ENGINE", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--folder-only", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(measure_one(args.one[0], int(args.one[1]), args.repeats, args.threads)))
+        return 0
+    if args.folder_only:
+        print(json.dumps(measure_folder(args.folder, args.threads)))
+        return 0
+
+    rows = []
+    print(f"{'engine':<7} {'size':>6} {'end to end':>11} {'network':>9} {'peak RSS':>10}")
+    for engine in args.engines:
+        for size in args.sizes:
+            reps = args.repeats if size <= 2048 else max(2, args.repeats // 2)
+            cmd = [sys.executable, __file__, "--one", engine, str(size), "--repeats", str(reps)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            rows.append(row)
+            print(f"{engine:<7} {size:>6} {row['end_to_end_s']:>10.3f}s {row['network_s']:>8.3f}s "
+                  f"{row['peak_rss_mb']:>8.0f} MB", flush=True)
+    folder = None
+    if args.folder:
+        cmd = [sys.executable, __file__, "--folder-only", "--folder", str(args.folder)]
+        folder = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        print(f"folder: {folder['images']} pictures ({folder['megapixels']} MP) in {folder['seconds']} s = "
+              f"{folder['images_per_s']} pictures/s, peak RSS {folder['peak_rss_mb']:.0f} MB")
+    if args.json:
+        import numpy, onnxruntime, PIL
+        meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or ''}".strip(", "),
+                "python": platform.python_version(), "numpy": numpy.__version__, "pillow": PIL.__version__,
+                "onnxruntime": onnxruntime.__version__}
+        try:
+            import torch
+            meta["torch"] = torch.__version__
+        except ImportError:
+            pass
+        args.json.write_text(json.dumps({"meta": meta, "rows": rows, "folder": folder}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

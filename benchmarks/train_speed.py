@@ -1,0 +1,41 @@
+"""Training throughput with the data pipeline included (images/s through the model).
+
+    python benchmarks/train_speed.py --data ../shared/data [--preset default] [--steps 20] [--batch 16]
+
+Runs ``kirinuki.train.train`` for a few steps (device chosen automatically) and reads the
+images/s it logged, skipping the first logged interval (start-up and warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+from pathlib import Path
+
+from kirinuki.config import load_config
+from kirinuki.train import train
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    cfg = load_config(args.preset, overrides=[{"steps": args.steps, "batch": args.batch, "sizes": [args.size],
+                                               "workers": args.workers, "log_every": 5, "val_every": 0,
+                                               "ckpt_every": 0}])
+    with tempfile.TemporaryDirectory() as out:
+        train(cfg, args.data, out, progress=False)
+        rows = list(csv.DictReader(open(Path(out) / "train_log.csv")))
+    rates = [float(r["images_per_s"]) for r in rows[1:]] or [float(rows[-1]["images_per_s"])]
+    print(f"{args.preset} ({cfg.model.name}) at {args.size}x{args.size}, batch {args.batch}: "
+          f"{sum(rates) / len(rates):.1f} images/s with the data pipeline")
+
+
+if __name__ == "__main__":
+    main()
