@@ -66,3 +66,19 @@ def tiny_overrides(**extra) -> list[dict]:
             "data": {"groups": {"train/a": 2.0, "train/b": 1.0}, "cache_side": 128}}
     base.update(extra)
     return [base]
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny, untrained kirinet exported to ONNX (working size 64): real inference, fast."""
+    import torch
+
+    from kirinuki.export import export_onnx
+    from kirinuki.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("kirinet", **TINY_KIRINET).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    export_onnx(model, path, {"name": "tiny", "arch": "kirinet", "arch_args": model.config,
+                              "work_size": 64, "pad_multiple": model.pad_multiple})
+    return path

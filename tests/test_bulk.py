@@ -6,13 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import TINY_KIRINET
 from kirinuki.batch import Job, shard
-from kirinuki.export import export_onnx
-from kirinuki.models import create_model
 
 
 def test_shards_cover_every_job_once():
@@ -26,12 +22,8 @@ def test_shards_cover_every_job_once():
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_do_every_input_exactly_once(tmp_path):
-    torch.manual_seed(0)
-    model = create_model("kirinet", **TINY_KIRINET).eval()
-    onnx_path = tmp_path / "tiny.onnx"
-    export_onnx(model, onnx_path, {"name": "tiny", "arch": "kirinet", "arch_args": model.config,
-                                   "work_size": 64, "pad_multiple": model.pad_multiple})
+def test_torchrun_two_processes_do_every_input_exactly_once(tmp_path, tiny_onnx):
+    onnx_path = tiny_onnx
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     rng = np.random.default_rng(0)

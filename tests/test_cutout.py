@@ -1,31 +1,15 @@
 """The cutout command and API: naming, options, bad inputs, and what is never overwritten."""
 
 import io
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import TINY_KIRINET
 from kirinuki.batch import CutoutOptions, InputError, open_image, plan_jobs, render
-from kirinuki.checkpoint import save_checkpoint
-from kirinuki.export import export_onnx
 from kirinuki.inference import Matter
-from kirinuki.models import create_model
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("kirinet", **TINY_KIRINET).eval()
-    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    export_onnx(model, path, {"name": "tiny", "arch": "kirinet", "arch_args": model.config,
-                              "work_size": 64, "pad_multiple": model.pad_multiple})
-    return path
 
 
 def cli(*args, cwd=None):

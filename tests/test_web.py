@@ -15,12 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import TINY_KIRINET
-from kirinuki.export import export_onnx
-from kirinuki.models import create_model
 from kirinuki.samples import sample_paths
 
 pytest.importorskip("fastapi")
@@ -29,16 +25,6 @@ from kirinuki.web.app import parse_multipart, safe_download_name  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("kirinet", **TINY_KIRINET).eval()
-    path = tmp_path_factory.mktemp("web") / "tiny.onnx"
-    export_onnx(model, path, {"name": "tiny", "arch": "kirinet", "arch_args": model.config,
-                              "work_size": 64, "pad_multiple": model.pad_multiple})
-    return path
 
 
 def _free_port():

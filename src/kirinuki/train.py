@@ -200,6 +200,13 @@ def _initial_weights(init_from: str | Path) -> dict[str, Any]:
     return load_checkpoint(init_from)
 
 
+def _load_weights(model: AlphaNet, state: dict[str, Any], cfg: TrainConfig, source: str | Path) -> None:
+    if state["arch"] != cfg.model.name or state["arch_args"] != model.config:
+        raise ValueError(f"{source}: weights are a {state['arch']} {state['arch_args']}, "
+                         f"the config asks for {cfg.model.name} {model.config}")
+    model.load_state_dict(state["model"])
+
+
 def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
           resume: str | Path | None = None, init_from: str | Path | None = None,
           val_root: str | Path | None = None, val_sizes: tuple[int, ...] = (256, 512),
@@ -224,17 +231,10 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     start_step, train_seconds, state = 0, 0.0, None
     if resume:
         state = load_checkpoint(resume)
-        if state["arch"] != cfg.model.name or state["arch_args"] != model.config:
-            raise ValueError(f"{resume}: checkpoint is a {state['arch']} {state['arch_args']}, "
-                             f"the config asks for {cfg.model.name} {model.config}")
-        model.load_state_dict(state["model"])
+        _load_weights(model, state, cfg, resume)
         start_step, train_seconds = int(state["step"]), float(state.get("train_seconds", 0.0))
     elif init_from:
-        init = _initial_weights(init_from)
-        if init["arch"] != cfg.model.name or init["arch_args"] != model.config:
-            raise ValueError(f"{init_from}: weights are a {init['arch']} {init['arch_args']}, "
-                             f"the config asks for {cfg.model.name} {model.config}")
-        model.load_state_dict(init["model"])
+        _load_weights(model, _initial_weights(init_from), cfg, init_from)
     model.to(procs.device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
