@@ -6,7 +6,7 @@ ONNX file, or a training checkpoint through PyTorch) and :meth:`Matter.predict_a
 
 1. resize so the longest side is the model's working size (``work_size``; the network was
    trained at that scale, so every input size looks the same to it);
-2. run the network (padding to its size multiple is done inside the network);
+2. pad to the network's size multiple (replicating the border) and run it;
 3. bring the alpha back to full size: guided upsampling for larger inputs (edges follow the
    full-resolution picture), area averaging for smaller ones.
 """
@@ -25,7 +25,6 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from ._version import __version__
 from .guided import guided_upsample
 from .imaging import as_rgb_array, to_float
 
@@ -49,7 +48,6 @@ class ModelInfo:
     work_size: int | None = None
     pad_multiple: int = 1
     source: str = ""
-    sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
