@@ -165,3 +165,20 @@ def test_foreground_estimation_removes_the_old_background():
     dense = np.clip(np.rint((fmu + a * (img - a * fmu - (1 - a) * bmu)) * 255), 0, 255)
     soft = (alpha > 0.5 / 255) & (alpha < 1 - 0.5 / 255)
     assert np.abs(dense[soft] - estimated[soft]).max() <= 1
+
+
+def test_batched_tensor_path_matches_the_per_picture_path(tiny_checkpoint):
+    """The GPU-oriented batch path computes the same alpha as Matter (here on the CPU)."""
+    from kirinuki.batched import predict_alpha_batch
+    from kirinuki.checkpoint import load_checkpoint, model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(tiny_checkpoint))
+    matter = Matter(tiny_checkpoint, device="cpu")
+    rgb, _ = _disc_scene(384)
+    pictures = np.stack([rgb, rgb[:, ::-1].copy()])
+    batch = predict_alpha_batch(model, torch.from_numpy(pictures).permute(0, 3, 1, 2), matter.info.work_size)
+    assert batch.shape == (2, 1, 384, 384)
+    for k in range(2):
+        reference = matter.predict_alpha(pictures[k])
+        assert np.abs(batch[k, 0].numpy() - reference).mean() < 0.01
+        assert np.abs(batch[k, 0].numpy() - reference).max() < 0.1

@@ -38,6 +38,9 @@ s = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
 s.pop("optimizer", None)
 torch.save(s, sys.argv[2])
 PY
+# Inference throughput of the whole batched GPU path at 1024x1024 (about 20 s).
+python benchmarks/gpu_throughput.py --checkpoint "$OUT/best-weights.pt" --batches 1 8 32 --seconds 5 \
+    2>&1 | tee -a "$OUT/log.txt" || true
 # At most 8 files come back, 16 MB each: log.txt, model.onnx, best-weights.pt, report.md,
 # worst.png, train_log.csv, val_log.csv.
 mv "$OUT/eval/report.md" "$OUT/eval/worst.png" "$OUT/run/train_log.csv" "$OUT/"
