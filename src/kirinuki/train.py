@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -140,7 +141,7 @@ class _Stopper:
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "_Stopper":
-        if threading_main():
+        if threading.current_thread() is threading.main_thread():  # signals go to the main thread
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
@@ -155,11 +156,6 @@ class _Stopper:
     def __exit__(self, *exc: Any) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
-
-
-def threading_main() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
 
 
 def _ignore_interrupts(_: int) -> None:
