@@ -40,7 +40,7 @@ def test_bilinear_rows_in_strips_equals_whole(rng):
     plane = rng.random((13, 17, 2)).astype(np.float32)
     whole = bilinear_rows(plane, 50, 61, 0, 50)
     strips = np.concatenate([bilinear_rows(plane, 50, 61, y, min(50, y + 7)) for y in range(0, 50, 7)])
-    np.testing.assert_array_equal(whole, strips)
+    np.testing.assert_allclose(whole, strips, atol=1e-6)
     ref = np.asarray(torch.nn.functional.interpolate(torch.from_numpy(plane).permute(2, 0, 1)[None], size=(50, 61),
                                                      mode="bilinear", align_corners=False)[0].permute(1, 2, 0))
     np.testing.assert_allclose(whole, ref, atol=1e-5)

@@ -54,6 +54,7 @@ class DataConfig:
     bg_light: float = 0.4
     bg_dark: float = 0.1
     bg_black: float = 0.1
+    bg_flat: float = 0.0              # a flat colour of any hue (uniform RGB): chroma keys too
     bg_scene: float = 0.0
     bg_hard: float = 0.0              # a colour taken from the character itself
     scene_jitter: float = 0.0         # strength of scene colour jitter, 0..1

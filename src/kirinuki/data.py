@@ -20,6 +20,8 @@ Background classes (the seed paper's mix is white 40 %, light 40 %, dark 10 %, b
 
 * ``white``, ``light``, ``dark``, ``black``: flat colours as defined in
   :mod:`kirinuki.backgrounds` (light: every channel in [192, 255]; dark: in [0, 63]);
+* ``flat``: a flat colour with each channel uniform in [0, 255] (saturated ones included,
+  as chroma-key green or magenta);
 * ``scene``: a random crop of a background picture, flipped, colour-jittered;
 * ``hard``: a flat colour, or a vertical gradient of two, taken from the character's own
   opaque pixels, so colour alone cannot tell character from background.
@@ -47,7 +49,7 @@ __all__ = ["CUTOUT_SUFFIXES", "BACKGROUND_SUFFIXES", "CutoutLibrary", "SampleMak
 
 CUTOUT_SUFFIXES = (".png", ".webp")
 BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-BG_CLASSES = ("white", "light", "dark", "black", "scene", "hard")
+BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard")
 
 
 def find_images(root: Path, suffixes: Sequence[str]) -> list[Path]:
@@ -155,7 +157,7 @@ class SampleMaker:
     def __init__(self, library: CutoutLibrary, cfg: DataConfig) -> None:
         self.lib = library
         self.cfg = cfg
-        w = np.array([cfg.bg_white, cfg.bg_light, cfg.bg_dark, cfg.bg_black,
+        w = np.array([cfg.bg_white, cfg.bg_light, cfg.bg_dark, cfg.bg_black, cfg.bg_flat,
                       cfg.bg_scene if library.backgrounds else 0.0, cfg.bg_hard], dtype=np.float64)
         if w.sum() <= 0:
             raise ValueError("the background mix has no positive weight")
@@ -259,6 +261,8 @@ class SampleMaker:
             return self._scene(rng, size)
         if kind == "hard":
             return self._hard(rng, fp, alpha, size)
+        if kind == "flat":
+            return np.broadcast_to(rng.integers(0, 256, 3).astype(np.uint8), (size, size, 3)).copy()
         return np.broadcast_to(flat_colour(kind, rng), (size, size, 3)).copy()
 
     def background_kind(self, rng: np.random.Generator) -> str:

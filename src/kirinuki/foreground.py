@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .guided import DENSE_FRACTION, SETTLED, BilinearSampler, bilinear_rows, box_mean
+from .guided import DENSE_FRACTION, SETTLED, BilinearSampler, bilinear_rows, box_mean, parallel_strips
 
 __all__ = ["foreground_fields", "estimate_foreground"]
 
@@ -34,7 +34,7 @@ def _fusion(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray
     return f, fm, bm
 
 
-def foreground_fields(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def foreground_fields(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Local mean foreground and background colours, on a grid of at most ``field_side``.
 
     rgb: HxWx3 uint8; alpha: HxW float32 in [0, 1]. Returns (Fm, Bm), each hxwx3 float32.
@@ -52,7 +52,7 @@ def foreground_fields(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 512)
     return fm.astype(np.float32), bm.astype(np.float32)
 
 
-def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 512,
+def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 256,
                         strip: int = 512) -> np.ndarray:
     """Straight foreground colour for every pixel: HxWx3 uint8.
 
@@ -64,24 +64,24 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 51
     fm, bm = foreground_fields(rgb, alpha, field_side)
     sampler = BilinearSampler(np.concatenate([fm, bm], axis=-1), h, w)
     out = rgb.copy()
-    for y0 in range(0, h, strip):
-        y1 = min(h, y0 + strip)
+
+    def work(y0: int, y1: int) -> None:
         a_rows = alpha[y0:y1]
         soft = (a_rows > SETTLED) & (a_rows < 1 - SETTLED)
         count = np.count_nonzero(soft)
         if not count:
-            continue
+            return
         if count > DENSE_FRACTION * soft.size:  # mostly soft: whole rows are cheaper
             fields = bilinear_rows(sampler.field, h, w, y0, y1)
-            a = a_rows[..., None]
             image = rgb[y0:y1].astype(np.float32) * np.float32(1 / 255)
-            f = _fused(image, a, fields)
-            out[y0:y1] = np.where(soft[..., None], f, rgb[y0:y1])
+            f = _fused(image, a_rows[..., None], fields)
+            np.copyto(out[y0:y1], f, where=soft[..., None])
         else:
             ys, xs = np.nonzero(soft)
             a = a_rows[ys, xs][:, None]
             image = rgb[ys + y0, xs].astype(np.float32) * np.float32(1 / 255)
             out[ys + y0, xs] = _fused(image, a, sampler.at(ys + y0, xs))
+    parallel_strips(work, h, strip)
     return out
 
 

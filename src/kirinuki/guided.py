@@ -13,11 +13,17 @@ its memory is a few strips and its time grows with the length of the edges, not 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
 import numpy as np
+from PIL import Image
 
 from .imaging import binary_dilate
 
-__all__ = ["box_mean", "guided_coefficients", "guided_upsample", "bilinear_rows", "BilinearSampler"]
+__all__ = ["box_mean", "guided_coefficients", "guided_upsample", "bilinear_rows", "BilinearSampler",
+           "parallel_strips"]
 
 
 def box_mean(a: np.ndarray, r: int) -> np.ndarray:
@@ -37,24 +43,41 @@ def box_mean(a: np.ndarray, r: int) -> np.ndarray:
     return along(along(a, 0), 1).astype(np.float32)
 
 
+def _solve_sym3(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Solve ``m x = v`` for a field of symmetric 3x3 systems by the adjugate (closed form).
+
+    m: ...x6 as (xx, xy, xz, yy, yz, zz); v: ...x3. Much faster than a batched LAPACK call
+    for millions of tiny systems; safe here because eps keeps every m well conditioned.
+    """
+    a, b, c, d, e, f = (m[..., k] for k in range(6))
+    c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d
+    c11, c12, c22 = a * f - c * c, b * c - a * e, a * d - b * b
+    det = a * c00 + b * c01 + c * c02
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    return np.stack([c00 * x + c01 * y + c02 * z, c01 * x + c11 * y + c12 * z,
+                     c02 * x + c12 * y + c22 * z], axis=-1) / det[..., None]
+
+
+_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
 def guided_coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Fit the colour guided filter. guide hxwx3 float32 in [0, 1], p hxw float32.
 
     Returns (A hxwx3, b hxw), already averaged over the windows, so ``q = sum(A * I) + b``.
     """
-    mean_i = box_mean(guide, r)
-    mean_p = box_mean(p, r)
-    cov_ip = box_mean(guide * p[..., None], r) - mean_i * mean_p[..., None]
+    products = [guide[..., i] * guide[..., j] for i, j in _PAIRS]
+    stacked = np.dstack([guide, p, guide * p[..., None], *products])  # all window means in one pass
+    means = box_mean(stacked, r)
+    mean_i, mean_p, mean_ip, mean_ii = means[..., :3], means[..., 3], means[..., 4:7], means[..., 7:]
+    cov_ip = mean_ip - mean_i * mean_p[..., None]
     # Sigma: the 3x3 covariance of the guide in each window, plus eps on the diagonal.
-    var = np.empty(guide.shape[:2] + (3, 3), np.float32)
-    for i in range(3):
-        for j in range(i, 3):
-            v = box_mean(guide[..., i] * guide[..., j], r) - mean_i[..., i] * mean_i[..., j]
-            var[..., i, j] = var[..., j, i] = v
-    var += eps * np.eye(3, dtype=np.float32)
-    a = np.linalg.solve(var, cov_ip[..., None])[..., 0]
+    var = mean_ii - np.stack([mean_i[..., i] * mean_i[..., j] for i, j in _PAIRS], axis=-1)
+    var[..., [0, 3, 5]] += eps
+    a = _solve_sym3(var, cov_ip)
     b = mean_p - np.sum(a * mean_i, axis=-1)
-    return box_mean(a, r), box_mean(b, r)
+    coef = box_mean(np.dstack([a, b]), r)
+    return coef[..., :3], coef[..., 3]
 
 
 def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,13 +91,36 @@ def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def bilinear_rows(plane: np.ndarray, out_h: int, out_w: int, y0: int, y1: int) -> np.ndarray:
-    """Rows ``y0:y1`` of ``plane`` (hxw or hxwxc) resized bilinearly to ``out_h x out_w``."""
-    r0, r1, wy = _axis_weights(plane.shape[0], out_h)
-    c0, c1, wx = _axis_weights(plane.shape[1], out_w)
-    r0, r1, wy = r0[y0:y1], r1[y0:y1], wy[y0:y1]
-    extra = (None,) * (plane.ndim - 2)
-    rows = plane[r0] * (1 - wy)[(slice(None), None) + extra] + plane[r1] * wy[(slice(None), None) + extra]
-    return rows[:, c0] * (1 - wx)[(None, slice(None)) + extra] + rows[:, c1] * wx[(None, slice(None)) + extra]
+    """Rows ``y0:y1`` of ``plane`` (hxw or hxwxc float32) resized bilinearly to
+    ``out_h x out_w`` (pixel centres aligned, as ``align_corners=False``).
+
+    Pillow's resampler does the work (in C, one channel at a time) on the source rows that
+    map to the strip, so strips put together equal the whole picture resized at once.
+    """
+    h, w = plane.shape[:2]
+    box = (0.0, y0 * h / out_h, float(w), y1 * h / out_h)
+    size = (out_w, y1 - y0)
+
+    def one(channel: np.ndarray) -> np.ndarray:
+        im = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), "F")
+        return np.asarray(im.resize(size, Image.Resampling.BILINEAR, box=box))
+    if plane.ndim == 2:
+        return one(plane)
+    return np.stack([one(plane[..., c]) for c in range(plane.shape[2])], axis=-1)
+
+
+def parallel_strips(work: Callable[[int, int], None], height: int, strip: int) -> None:
+    """Call ``work(y0, y1)`` for each strip of rows, on as many threads as there are cores:
+    numpy and Pillow release the interpreter lock in the heavy loops."""
+    spans = [(y0, min(height, y0 + strip)) for y0 in range(0, height, strip)]
+    threads = min(len(spans), os.cpu_count() or 1, 8)
+    if threads <= 1:
+        for y0, y1 in spans:
+            work(y0, y1)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(lambda span: work(*span), spans):
+            pass
 
 
 class BilinearSampler:
@@ -135,8 +181,8 @@ def guided_upsample(alpha_lo: np.ndarray, guide_lo: np.ndarray, guide_hi: np.nda
     band = binary_dilate(edge, 2 * radius + 1)
     sampler = BilinearSampler(np.concatenate([a, b[..., None]], axis=-1).astype(np.float32), h, w)
     out = np.empty((h, w), np.float32)
-    for y0 in range(0, h, strip):
-        y1 = min(h, y0 + strip)
+
+    def work(y0: int, y1: int) -> None:
         rows = out[y0:y1]
         in_band = sampler.nearest_rows(band, y0, y1)
         count = np.count_nonzero(in_band)
@@ -154,4 +200,5 @@ def guided_upsample(alpha_lo: np.ndarray, guide_lo: np.ndarray, guide_hi: np.nda
                 guide = guide_hi[ys + y0, xs].astype(np.float32) * np.float32(1 / 255)
                 q = np.einsum("nc,nc->n", coef[:, :3], guide) + coef[:, 3]
                 rows[ys, xs] = np.clip(q, 0.0, 1.0)
+    parallel_strips(work, h, strip)
     return out

@@ -1,0 +1,83 @@
+"""The model that ships inside the package: intact, consistent across engines, and good
+enough on the bundled samples that `make demo` shows a clean cutout."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kirinuki.inference import Matter, ModelError, bundled_file, bundled_model_info, weights_folder
+from kirinuki.metrics import iou, psnr
+from kirinuki.samples import sample_paths, true_alpha_path
+
+
+@pytest.fixture(scope="module")
+def onnx_matter():
+    return Matter()  # the bundled ONNX model, checksum verified
+
+
+@pytest.fixture(scope="module")
+def torch_matter():
+    return Matter(bundled_file("default.pt"), device="cpu")
+
+
+def test_manifest_names_the_model_and_its_files():
+    info = bundled_model_info()
+    assert info["name"] and info["version"] and info["arch"] == "kirinet"
+    assert set(info["files"]) == {"default.onnx", "default.pt"}
+    total = sum(f["bytes"] for f in info["files"].values())
+    assert total < 60e6
+
+
+def test_a_corrupted_file_fails_its_checksum(tmp_path):
+    for name in ("default.json", "default.onnx"):
+        shutil.copy(weights_folder() / name, tmp_path / name)
+    assert bundled_file("default.onnx", tmp_path)
+    with open(tmp_path / "default.onnx", "r+b") as fh:
+        fh.seek(1000)
+        byte = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        bundled_file("default.onnx", tmp_path)
+
+
+def test_version_shows_the_model():
+    out = subprocess.run([sys.executable, "-m", "kirinuki", "--version"], capture_output=True, text=True)
+    info = bundled_model_info()
+    assert f"{info['name']} {info['version']}" in out.stdout
+
+
+@pytest.mark.parametrize("sample", sample_paths(), ids=lambda p: p.stem)
+def test_onnx_and_torch_agree_on_the_samples(sample, onnx_matter, torch_matter):
+    a = onnx_matter.predict_alpha(sample)
+    b = torch_matter.predict_alpha(sample)
+    assert np.max(np.abs(a - b)) <= 1e-3
+
+
+# Measured on the shipped model (see MODEL_CARD.md), with a margin: a regression shows here.
+QUALITY_FLOOR = {"sylvie-on-white": (0.97, 19.0), "sylvie-on-meadow": (0.60, 7.5)}
+
+
+@pytest.mark.parametrize("sample", sample_paths(), ids=lambda p: p.stem)
+def test_quality_on_the_samples(sample, onnx_matter):
+    truth = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    pred = onnx_matter.predict_alpha(sample)
+    min_iou, min_psnr = QUALITY_FLOOR[sample.stem]
+    assert iou(pred, truth) >= min_iou and psnr(pred, truth) >= min_psnr
+
+
+def test_demo_command_writes_cutouts_with_real_transparency(tmp_path):
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "kirinuki", "cutout", *map(str, sample_paths()), "-o", str(out), "-q"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for sample in sample_paths():
+        im = Image.open(out / f"{sample.stem}.png")
+        assert im.mode == "RGBA" and im.size == Image.open(sample).size
+        a = np.asarray(im)[..., 3]
+        assert (a == 0).mean() > 0.25 and (a == 255).mean() > 0.1  # real transparency, a solid character
