@@ -24,6 +24,10 @@ def test_lr_schedule():
     assert lr_at(110, cfg) == pytest.approx(0.1)
     assert lr_at(10_000, cfg) == pytest.approx(0.1)
     assert lr_at(500, OptimConfig(lr=2e-4)) == 2e-4  # the paper: flat
+    # decay over a time budget: the share of it spent replaces the step count
+    assert lr_at(5, cfg, progress=0.9) == pytest.approx(0.6)  # still warming up
+    assert lr_at(500, cfg, progress=0.5) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_at(500, cfg, progress=1.3) == pytest.approx(0.1)
 
 
 def test_loss_terms():

@@ -77,6 +77,9 @@ class OptimConfig:
     warmup_steps: int = 0
     # Cosine decay to lr * min_lr_ratio over this many steps after warm-up; 0 keeps lr flat.
     decay_steps: int = 0
+    # With a --minutes budget: decay over that wall time instead of over decay_steps (the
+    # schedule then depends on the machine's speed, so a resumed run is not bit-for-bit).
+    decay_over_minutes: bool = False
     min_lr_ratio: float = 0.1
     grad_clip: float = 0.0            # 0 = no clipping
 

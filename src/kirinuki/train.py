@@ -41,14 +41,18 @@ from .progress import Progress
 __all__ = ["lr_at", "alpha_loss", "train", "TrainResult"]
 
 
-def lr_at(step: int, cfg: OptimConfig) -> float:
+def lr_at(step: int, cfg: OptimConfig, progress: float | None = None) -> float:
     """Learning rate at ``step``: linear warm-up, then flat or a cosine decay to
-    ``lr * min_lr_ratio`` over ``decay_steps``, then flat at that floor."""
+    ``lr * min_lr_ratio`` over ``decay_steps``, then flat at that floor. ``progress`` (0..1,
+    the share of a time budget spent) replaces the step count in the decay when given."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.decay_steps <= 0:
+    if progress is not None:
+        t = min(1.0, max(0.0, progress))
+    elif cfg.decay_steps <= 0:
         return cfg.lr
-    t = min(1.0, (step - cfg.warmup_steps) / cfg.decay_steps)
+    else:
+        t = min(1.0, (step - cfg.warmup_steps) / cfg.decay_steps)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
@@ -288,15 +292,15 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     net.train()
     with _Stopper() as stopper:
         while True:
-            stop = (cfg.steps and step >= cfg.steps) or stopper.requested or \
-                   (cfg.minutes and time.time() - t_start >= cfg.minutes * 60)
-            if procs.world > 1:  # all processes stop at the same step
-                flag = torch.tensor([float(bool(stop))], device=procs.device)
+            spent = (time.time() - t_start) / (cfg.minutes * 60) if cfg.minutes else 0.0
+            stop = bool((cfg.steps and step >= cfg.steps) or stopper.requested or spent >= 1.0)
+            if procs.world > 1:  # all processes stop at the same step, with the same lr
+                flag = torch.tensor([float(stop), spent], device=procs.device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                stop = bool(flag.item())
+                stop, spent = bool(flag[0].item()), float(flag[1].item())
             if stop:
                 break
-            lr = lr_at(step, cfg.optim)
+            lr = lr_at(step, cfg.optim, spent if (cfg.optim.decay_over_minutes and cfg.minutes) else None)
             for group in opt.param_groups:
                 group["lr"] = lr
             opt.zero_grad(set_to_none=True)
