@@ -3,7 +3,8 @@
     python benchmarks/train_speed.py --data ../shared/data [--preset default] [--steps 20] [--batch 16]
 
 Runs ``kirinuki.train.train`` for a few steps (device chosen automatically) and reads the
-images/s it logged, skipping the first logged interval (start-up and warm-up).
+images/s it logged once the batches that the DataLoader workers made ahead (4 per worker)
+are used up: the steady state, where the data pipeline has to keep pace.
 """
 
 from __future__ import annotations
@@ -21,18 +22,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--preset", default="default")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, help="default: enough to pass the prefetched batches")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
+    ahead = 4 * args.workers if args.workers else 0
+    args.steps = args.steps or max(20, 3 * ahead)
     cfg = load_config(args.preset, overrides=[{"steps": args.steps, "batch": args.batch, "sizes": [args.size],
                                                "workers": args.workers, "log_every": 5, "val_every": 0,
                                                "ckpt_every": 0}])
     with tempfile.TemporaryDirectory() as out:
         train(cfg, args.data, out, progress=False)
         rows = list(csv.DictReader(open(Path(out) / "train_log.csv")))
-    rates = [float(r["images_per_s"]) for r in rows[1:]] or [float(rows[-1]["images_per_s"])]
+    steady = [float(r["images_per_s"]) for r in rows if int(r["step"]) > ahead + 5]
+    rates = steady or [float(rows[-1]["images_per_s"])]
     print(f"{args.preset} ({cfg.model.name}) at {args.size}x{args.size}, batch {args.batch}: "
           f"{sum(rates) / len(rates):.1f} images/s with the data pipeline")
 

@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--name", default="kirinuki-default")
     ap.add_argument("--version", required=True)
     ap.add_argument("--report", type=Path, help="report.json of kirinuki evaluate on this checkpoint")
+    ap.add_argument("--history", help="how the weights came to be (earlier runs they continue), in words")
     args = ap.parse_args()
 
     state = load_checkpoint(args.checkpoint)
@@ -49,6 +50,8 @@ def main() -> None:
         "onnx_parity_max_abs_diff": diff,
         "files": {p.name: {"sha256": sha256(p), "bytes": p.stat().st_size} for p in (onnx_path, pt)},
     }
+    if args.history:
+        manifest["history"] = args.history
     if args.report:
         manifest["evaluation"] = json.loads(args.report.read_text())["rows"]
     (WEIGHTS / "default.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
