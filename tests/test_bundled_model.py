@@ -60,7 +60,7 @@ def test_onnx_and_torch_agree_on_the_samples(sample, onnx_matter, torch_matter):
 
 
 # Measured on the shipped model (see MODEL_CARD.md), with a margin: a regression shows here.
-QUALITY_FLOOR = {"sylvie-on-white": (0.97, 19.0), "sylvie-on-meadow": (0.60, 7.5)}
+QUALITY_FLOOR = {"sylvie-on-white": (0.97, 19.0), "sylvie-on-meadow": (0.85, 12.5)}
 
 
 @pytest.mark.parametrize("sample", sample_paths(), ids=lambda p: p.stem)
@@ -81,3 +81,34 @@ def test_demo_command_writes_cutouts_with_real_transparency(tmp_path):
         assert im.mode == "RGBA" and im.size == Image.open(sample).size
         a = np.asarray(im)[..., 3]
         assert (a == 0).mean() > 0.25 and (a == 255).mean() > 0.1  # real transparency, a solid character
+
+
+def test_cutout_on_magenta_loses_most_of_its_magenta_halo(onnx_matter):
+    """A sample cutout composited over magenta, cut out by the tool (predicted alpha), placed
+    over white: the magenta left on soft edges falls to well under 60 % of what keeping the
+    input colours leaves (measured on the shipped model: 18.6 -> 8.2 levels). What is left
+    comes from alpha errors, not from the colour estimate: with the true alpha the cast
+    falls to near zero (tests/test_inference.py)."""
+    from kirinuki.batch import CutoutOptions, render
+
+    sample = next(p for p in sample_paths() if "white" in p.name)
+    on_white = np.asarray(Image.open(sample).convert("RGB")).astype(np.float32) / 255
+    alpha = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    a = alpha[..., None]
+    fg = np.where(a > 0.05, np.clip((on_white - (1 - a)) / np.maximum(a, 1e-3), 0, 1), on_white)
+    on_magenta = np.rint(np.clip(a * fg + (1 - a) * np.array([1.0, 0.0, 1.0]), 0, 1) * 255).astype(np.uint8)
+    image = Image.fromarray(on_magenta)
+
+    def magenta_cast(decontaminate: bool) -> float:
+        out, _ = render(onnx_matter, image, CutoutOptions(decontaminate=decontaminate))
+        rgba = np.asarray(out).astype(np.float32) / 255
+        over_white = rgba[..., 3:] * rgba[..., :3] + (1 - rgba[..., 3:])
+        truth = a * fg + (1 - a)
+        d = over_white - truth
+        cast = np.maximum(0, (d[..., 0] + d[..., 2]) / 2 - d[..., 1])
+        band = (rgba[..., 3] > 0.02) & (rgba[..., 3] < 0.98)
+        return 255 * float(cast[band].mean())
+    kept, cleaned = magenta_cast(False), magenta_cast(True)
+    assert kept > 10 and cleaned < 0.6 * kept, (kept, cleaned)
+
+
