@@ -110,5 +110,3 @@ def test_cutout_on_magenta_loses_most_of_its_magenta_halo(onnx_matter):
         return 255 * float(cast[band].mean())
     kept, cleaned = magenta_cast(False), magenta_cast(True)
     assert kept > 10 and cleaned < 0.6 * kept, (kept, cleaned)
-
-

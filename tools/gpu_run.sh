@@ -57,20 +57,22 @@ fi
 
 # Training gets what is left, less a margin for the last checkpoints and the copies.
 SECS=$(( $(left) - 45 ))
-MIN=$($PY -c "print(round(max(0.5, $SECS / 60 - 0.4), 2))")   # 0.4 min: start-up before the clock
-say "training both models for $MIN minutes"
-timeout -s TERM $(( SECS + 5 )) $PY -m kirinuki train --data "$DATA" --val "$DATA/val/anime" \
+MIN=$($PY -c "print(round(max(0.2, $SECS / 60 - 0.4), 2))")   # 0.4 min: start-up before the clock
+say "training for $MIN minutes"
+timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --data "$DATA" --val "$DATA/val/anime" \
     --out "$OUT/default" --init-from default --minutes "$MIN" --batch "$BATCH" --workers "$WORKERS" -q \
     --set "sizes=$SIZES" --set model.work_size=$WORK --set optim.lr=$LR \
     --set optim.warmup_steps=50 --set optim.decay_over_minutes=true --set optim.min_lr_ratio=0.05 \
     --set val_every=500 --set ckpt_every=250 --set log_every=50 > "$OUT/default/stderr.txt" 2>&1 &
 PID_DEFAULT=$!
-[ "$PAPER_WORKERS" -gt 0 ] && timeout -s TERM $(( SECS + 5 )) $PY -m kirinuki train --preset paper --data "$DATA" --val "$DATA/val/anime" \
-    --out "$OUT/paper" --minutes "$MIN" --workers "$PAPER_WORKERS" -q \
-    --set val_every=2000 --set ckpt_every=1000 --set log_every=200 > "$OUT/paper/stderr.txt" 2>&1 &
-PID_PAPER=$!
+if [ "$PAPER_WORKERS" -gt 0 ]; then
+    timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset paper --data "$DATA" --val "$DATA/val/anime" \
+        --out "$OUT/paper" --minutes "$MIN" --workers "$PAPER_WORKERS" -q \
+        --set val_every=2000 --set ckpt_every=1000 --set log_every=200 > "$OUT/paper/stderr.txt" 2>&1 &
+    PID_PAPER=$!
+fi
 wait $PID_DEFAULT; say "default run ended ($?)"
-wait $PID_PAPER; say "paper run ended ($?)"
+if [ "$PAPER_WORKERS" -gt 0 ]; then wait $PID_PAPER; say "paper run ended ($?)"; fi
 cat "$OUT/default/stderr.txt" "$OUT/paper/stderr.txt" >> "$LOG" 2>/dev/null
 
 # Weights only (no optimiser state); the paper model in fp16 so that it fits the 16 MB per file.
