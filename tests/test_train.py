@@ -69,6 +69,15 @@ def test_short_run_writes_checkpoint_and_logs(tiny_data, tmp_path):
     assert (tmp_path / "val_log.csv").exists() and (tmp_path / "best.pt").exists()
 
 
+def test_decay_over_a_time_budget(tiny_data, tmp_path):
+    cfg = load_config("default", overrides=tiny_overrides(
+        minutes=0.05, optim={"lr": 1e-3, "warmup_steps": 0, "min_lr_ratio": 0.1, "decay_over_minutes": True}))
+    train(cfg, tiny_data, tmp_path, progress=False)
+    lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "train_log.csv"))]
+    assert len(lrs) >= 3 and lrs[0] > 0.9e-3 and lrs[-1] < 0.5e-3
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # falls with the time spent, never rises
+
+
 def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
     straight = train(load_config("default", overrides=tiny_overrides(steps=4)), tiny_data, tmp_path / "a",
                      progress=False)
