@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -54,14 +54,7 @@ def box_mean(a: np.ndarray, r: int) -> np.ndarray:
 
     def one(c: int) -> None:
         out[..., c] = _box_plane(a[..., c], r)
-    threads = min(a.shape[2], os.cpu_count() or 1, 8)
-    if threads <= 1 or a.shape[0] * a.shape[1] < 65536:
-        for c in range(a.shape[2]):
-            one(c)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            for _ in pool.map(one, range(a.shape[2])):
-                pass
+    on_threads(one, range(a.shape[2]), serial=a.shape[0] * a.shape[1] < 65536)
     return out
 
 
@@ -131,18 +124,23 @@ def bilinear_rows(plane: np.ndarray, out_h: int, out_w: int, y0: int, y1: int) -
     return np.stack([one(plane[..., c]) for c in range(plane.shape[2])], axis=-1)
 
 
-def parallel_strips(work: Callable[[int, int], None], height: int, strip: int) -> None:
-    """Call ``work(y0, y1)`` for each strip of rows, on as many threads as there are cores:
-    numpy and Pillow release the interpreter lock in the heavy loops."""
-    spans = [(y0, min(height, y0 + strip)) for y0 in range(0, height, strip)]
-    threads = min(len(spans), os.cpu_count() or 1, 8)
+def on_threads(work: Callable[[Any], None], items: Iterable[Any], serial: bool = False) -> None:
+    """Call ``work(item)`` for each item, on as many threads as there are cores (at most 8)
+    unless ``serial``: numpy and Pillow release the interpreter lock in the heavy loops."""
+    items = list(items)
+    threads = 1 if serial else min(len(items), os.cpu_count() or 1, 8)
     if threads <= 1:
-        for y0, y1 in spans:
-            work(y0, y1)
+        for item in items:
+            work(item)
         return
     with ThreadPoolExecutor(threads) as pool:
-        for _ in pool.map(lambda span: work(*span), spans):
+        for _ in pool.map(work, items):
             pass
+
+
+def parallel_strips(work: Callable[[int, int], None], height: int, strip: int) -> None:
+    """Call ``work(y0, y1)`` for each strip of rows, on one thread per core."""
+    on_threads(lambda span: work(*span), [(y0, min(height, y0 + strip)) for y0 in range(0, height, strip)])
 
 
 class BilinearSampler:
