@@ -82,3 +82,19 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     export_onnx(model, path, {"name": "tiny", "arch": "kirinet", "arch_args": model.config,
                               "work_size": 64, "pad_multiple": model.pad_multiple})
     return path
+
+
+def sample_over_magenta() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The white-background sample recomposited over pure magenta with its true alpha.
+
+    Returns (alpha HxW float in [0, 1], the character's colours HxWx3 float in [0, 1]
+    recovered from the white composite where alpha is usable, the magenta composite HxWx3
+    uint8)."""
+    from kirinuki.samples import sample_paths, true_alpha_path
+    sample = next(p for p in sample_paths() if "white" in p.name)
+    on_white = np.asarray(Image.open(sample).convert("RGB")).astype(np.float32) / 255
+    alpha = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    a = alpha[..., None]
+    fg = np.where(a > 0.05, np.clip((on_white - (1 - a)) / np.maximum(a, 1e-3), 0, 1), on_white)
+    on_magenta = np.rint(np.clip(a * fg + (1 - a) * np.array([1.0, 0.0, 1.0]), 0, 1) * 255).astype(np.uint8)
+    return alpha, fg, on_magenta

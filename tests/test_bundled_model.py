@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import sample_over_magenta
 from kirinuki.inference import Matter, ModelError, bundled_file, bundled_model_info, weights_folder
 from kirinuki.metrics import iou, psnr
 from kirinuki.samples import sample_paths, true_alpha_path
@@ -91,12 +92,8 @@ def test_cutout_on_magenta_loses_most_of_its_magenta_halo(onnx_matter):
     falls to near zero (tests/test_inference.py)."""
     from kirinuki.batch import CutoutOptions, render
 
-    sample = next(p for p in sample_paths() if "white" in p.name)
-    on_white = np.asarray(Image.open(sample).convert("RGB")).astype(np.float32) / 255
-    alpha = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    alpha, fg, on_magenta = sample_over_magenta()
     a = alpha[..., None]
-    fg = np.where(a > 0.05, np.clip((on_white - (1 - a)) / np.maximum(a, 1e-3), 0, 1), on_white)
-    on_magenta = np.rint(np.clip(a * fg + (1 - a) * np.array([1.0, 0.0, 1.0]), 0, 1) * 255).astype(np.uint8)
     image = Image.fromarray(on_magenta)
 
     def magenta_cast(decontaminate: bool) -> float:

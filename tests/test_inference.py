@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_KIRINET
+from conftest import TINY_KIRINET, sample_over_magenta
 from kirinuki.checkpoint import save_checkpoint
 from kirinuki.export import export_checkpoint, parity_images
 from kirinuki.guided import bilinear_rows, box_mean, guided_upsample
@@ -137,15 +137,8 @@ def test_foreground_estimation_removes_the_old_background():
     """Magenta cast on soft edges, with the true alpha: the unchanged colours carry the old
     background; the estimated foreground does not. Also: sparse and dense paths agree."""
     from kirinuki.foreground import estimate_foreground, foreground_fields
-    from kirinuki.samples import true_alpha_path
-    sample = [p for p in sample_paths() if "white" in p.name][0]
-    on_white = np.asarray(Image.open(sample).convert("RGB")).astype(np.float32) / 255
-    alpha = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    alpha, fg, on_magenta = sample_over_magenta()
     a = alpha[..., None]
-    # the character's own colours, recovered from the white composite where alpha is usable
-    fg = np.where(a > 0.05, np.clip((on_white - (1 - a)) / np.maximum(a, 1e-3), 0, 1), on_white)
-    magenta = np.array([1.0, 0.0, 1.0])
-    on_magenta = np.rint(np.clip(a * fg + (1 - a) * magenta, 0, 1) * 255).astype(np.uint8)
     band = (alpha > 0.02) & (alpha < 0.98)
 
     def cast(colours):
