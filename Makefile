@@ -26,7 +26,7 @@ serve: setup
 	$(BIN)/kirinuki serve
 
 evaluate: setup
-	$(BIN)/kirinuki evaluate --data $(DATA)/val --backgrounds $(DATA)/backgrounds --out eval-output
+	$(BIN)/kirinuki evaluate --data $(DATA)/val/anime --backgrounds $(DATA)/val/backgrounds --out eval-output
 
 clean:
 	rm -rf demo-output eval-output

@@ -175,3 +175,12 @@ def test_batched_tensor_path_matches_the_per_picture_path(tiny_checkpoint):
         reference = matter.predict_alpha(pictures[k])
         assert np.abs(batch[k, 0].numpy() - reference).mean() < 0.01
         assert np.abs(batch[k, 0].numpy() - reference).max() < 0.1
+
+
+def test_test_time_flip_averages_with_the_mirror_image(tiny_onnx):
+    img = np.random.default_rng(3).integers(0, 256, (64, 50, 3), dtype=np.uint8)  # at the working size
+    plain = Matter(tiny_onnx)
+    a = plain.predict_alpha(img)
+    b = plain.predict_alpha(np.ascontiguousarray(img[:, ::-1]))[:, ::-1]
+    assert np.abs(a - b).max() > 1e-3  # the network is not mirror-symmetric: the check has teeth
+    np.testing.assert_allclose(Matter(tiny_onnx, tta=True).predict_alpha(img), (a + b) / 2, atol=1e-5)

@@ -4,11 +4,12 @@ import torch
 from kirinuki.models import AlphaNet, create_model, list_models
 
 SMALL_ARGS = {"kirinet": {"widths": [8, 16, 24], "blocks": [1, 1, 1], "head": 4},
-              "unet-paper": {"base": 4, "depth": 3}}
+              "unet-paper": {"base": 4, "depth": 3},
+              "kirilite": {"decoder": [16, 12, 8, 8, 8], "head": 4}}
 
 
 def test_registry_lists_models_and_rejects_unknown_names():
-    assert {"kirinet", "unet-paper"} <= set(list_models())
+    assert {"kirinet", "kirilite", "unet-paper"} <= set(list_models())
     with pytest.raises(ValueError, match="kirinet"):
         create_model("no-such-net")
 

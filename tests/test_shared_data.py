@@ -1,4 +1,12 @@
-"""Checks on the real training data in ../shared/data (skipped when it is not there)."""
+"""Checks on the real training data in ../shared/data.
+
+Skipped on a developer's machine without the data; in CI (``CI`` set) a missing data folder
+is a failure, so these checks can never be skipped there unnoticed.
+"""
+
+import csv
+import os
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -9,15 +17,32 @@ from kirinuki.data import CutoutLibrary, SampleMaker
 from kirinuki.evaluate import run_evaluation
 from kirinuki.inference import Matter
 
+if os.environ.get("CI") and not (SHARED_DATA / "val").is_dir():
+    raise RuntimeError(f"CI is set but the shared data is missing at {SHARED_DATA}: "
+                       "the checks on real data must run in CI")
+
 pytestmark = [pytest.mark.shared,
               pytest.mark.skipif(not (SHARED_DATA / "val").is_dir(), reason=f"{SHARED_DATA} is not available")]
+
+
+def _manifest_counts() -> Counter:
+    """Files per folder as the data's own manifest lists them (``train/anime``, ``backgrounds``...)."""
+    with open(SHARED_DATA / "manifest.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return Counter(str(os.path.dirname(r["path"])).removeprefix("shared/data/") for r in rows)
 
 
 def test_default_recipe_loads_the_real_groups():
     cfg = load_config("default")
     lib = CutoutLibrary.load(SHARED_DATA, cfg.data)
+    counts = _manifest_counts()
     assert lib.groups == ["train/anime", "train/painted", "train/clipart"]
-    assert [len(c) for c in lib.cutouts] == [170, 274, 1384] and len(lib.backgrounds) == 177
+    assert [len(c) for c in lib.cutouts] == [counts[g] for g in lib.groups]
+    assert len(lib.backgrounds) == counts["backgrounds"]
+    # Training backgrounds and validation backgrounds are separate folders, never mixed.
+    assert counts["backgrounds"] >= 700 and counts["val/backgrounds"] >= 40
+    train_bg = {p.name for p in (SHARED_DATA / "backgrounds").iterdir()}
+    assert not train_bg & {p.name for p in (SHARED_DATA / "val" / "backgrounds").iterdir()}
     maker = SampleMaker(lib, cfg.data)
     fp, alpha, bg = maker.make(np.random.default_rng(0), 256)
     assert fp.shape == (256, 256, 3) and alpha.dtype == np.uint8
@@ -28,7 +53,7 @@ VAL_FLOOR = {"paper": (0.955, 21.0), "scene": (0.78, 15.0)}
 
 
 def test_bundled_model_on_unseen_validation_characters(tmp_path):
-    report = run_evaluation(Matter(), SHARED_DATA / "val", SHARED_DATA / "backgrounds", tmp_path,
+    report = run_evaluation(Matter(), SHARED_DATA / "val" / "anime", SHARED_DATA / "val" / "backgrounds", tmp_path,
                             sizes=[256], conditions=["paper", "scene"], limit=8, worst=2)
     for row in report["rows"]:
         min_iou, min_psnr = VAL_FLOOR[row["condition"]]

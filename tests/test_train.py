@@ -44,6 +44,28 @@ def test_loss_terms():
     assert parts["l1"] == pytest.approx(8 * 0.5 / 256) and parts["gradient"] > 0
 
 
+def test_region_terms_punish_a_lost_region_more_than_a_soft_edge():
+    t = torch.zeros(2, 1, 16, 16)
+    t[:, :, 4:12, 4:12] = 1
+    cfg = LossConfig(mse=0, bce=1, iou=1)
+    _, perfect = alpha_loss(t.clone(), t, cfg)
+    assert perfect["iou"] == pytest.approx(0, abs=1e-6) and perfect["bce"] < 1e-4
+    soft = t.clone()
+    soft[:, :, 4:12, 4] = 0.5          # a softened edge: 8 pixels off by 0.5
+    lost = t.clone()
+    lost[:, :, 4:6, 4:12] = 0.0        # a lost strip: 16 pixels off by 1
+    _, s = alpha_loss(soft, t, cfg)
+    _, l = alpha_loss(lost, t, cfg)
+    _, s1 = alpha_loss(soft, t, LossConfig(mse=0, l1=1))
+    _, l1 = alpha_loss(lost, t, LossConfig(mse=0, l1=1))
+    # L1 sees the lost strip as 4x the soft edge; the region terms as far more.
+    assert l1["l1"] / s1["l1"] == pytest.approx(4)
+    assert l["bce"] / s["bce"] > 10 and l["iou"] / s["iou"] > 3.5
+    # An empty picture predicted empty costs nothing under the IoU term.
+    _, empty = alpha_loss(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), cfg)
+    assert empty["iou"] == pytest.approx(0)
+
+
 def test_presets_are_the_documented_recipes():
     paper = load_config("paper")
     assert (paper.model.name, paper.batch, paper.sizes, paper.optim.lr, paper.optim.betas) == \
@@ -52,6 +74,9 @@ def test_presets_are_the_documented_recipes():
     assert (paper.data.bg_white, paper.data.bg_light, paper.data.bg_dark, paper.data.bg_black) == (0.4, 0.4, 0.1, 0.1)
     default = load_config("default")
     assert default.model.name == "kirinet" and default.data.bg_scene > 0 and default.loss.l1 > 0
+    lite = load_config("lite")
+    assert (lite.model.name, lite.model.pretrained, lite.loss.bce, lite.loss.iou) == ("kirilite", True, 1.0, 1.0)
+    assert lite.data == default.data  # the same synthesis: only the network and the loss differ
     with pytest.raises(ValueError, match="unknown key"):
         load_config("default", overrides=[parse_override("optim.nope=1")])
 
@@ -67,6 +92,24 @@ def test_short_run_writes_checkpoint_and_logs(tiny_data, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "train_log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3] and all(math.isfinite(float(r["loss"])) for r in rows)
     assert (tmp_path / "val_log.csv").exists() and (tmp_path / "best.pt").exists()
+
+
+def test_validation_scenes_come_from_their_own_folder(tiny_data, tmp_path):
+    """Scene validation composites on the validation backgrounds, never the training ones."""
+    from conftest import synthetic_background
+    import numpy as np
+
+    val_bg = tmp_path / "val-backgrounds"
+    val_bg.mkdir()
+    synthetic_background(np.random.default_rng(9)).save(val_bg / "v.jpg")
+    cfg = load_config("default", overrides=tiny_overrides(steps=1, val_every=1))
+    train(cfg, tiny_data, tmp_path / "a", val_root=tiny_data / "val", val_backgrounds=val_bg,
+          val_sizes=(64,), progress=False)
+    header = open(tmp_path / "a" / "val_log.csv").readline()
+    assert "64/scene/psnr" in header
+    with pytest.raises(FileNotFoundError, match="validation backgrounds"):
+        train(cfg, tiny_data, tmp_path / "b", val_root=tiny_data / "val", val_backgrounds=tmp_path / "none",
+              val_sizes=(64,), progress=False)
 
 
 def test_decay_over_a_time_budget(tiny_data, tmp_path):

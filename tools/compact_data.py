@@ -42,9 +42,12 @@ def main(src_root: str, dst_root: str) -> None:
     for group, side in SIDES.items():
         for f in sorted((src / group).rglob("*.png")):
             jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), side, True))
-    for f in sorted((src / "backgrounds").glob("*")):
-        if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
-            jobs.append((f, (dst / f.relative_to(src)).with_suffix(".jpg"), BACKGROUND_SIDE, False))
+    # Training backgrounds, and the validation scenes (never trained on) that in-training
+    # validation and `kirinuki evaluate` composite on.
+    for folder in ("backgrounds", "val/backgrounds"):
+        for f in sorted((src / folder).glob("*")):
+            if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
+                jobs.append((f, (dst / f.relative_to(src)).with_suffix(".jpg"), BACKGROUND_SIDE, False))
     with ThreadPoolExecutor(4) as pool:
         total = sum(pool.map(lambda j: shrink(*j), jobs))
     print(f"{len(jobs)} files, {total / 1e6:.1f} MB in {dst}")

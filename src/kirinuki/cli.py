@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ._version import __version__
+from .config import PRESETS
 
 PROG = "kirinuki"
 
@@ -33,7 +34,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                                    "then --config, then --set, then the flags below.")
     p.add_argument("--data", required=True, type=Path, help="data root holding the cutout groups and backgrounds")
     p.add_argument("--val", type=Path, help="folder of validation cutouts (never trained on)")
-    p.add_argument("--preset", default="default", choices=("default", "paper"))
+    p.add_argument("--val-backgrounds", type=Path,
+                   help="scene backgrounds for validation, never trained on (default: backgrounds/ beside --val)")
+    p.add_argument("--preset", default="default", choices=PRESETS)
     p.add_argument("--config", type=Path, help="TOML file overriding the preset")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set optim.lr=1e-3 (repeatable)")
@@ -62,7 +65,7 @@ def _run_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.preset, args.config, overrides)
     out = args.out or Path("runs") / args.preset
     result = train(cfg, args.data, out, resume=args.resume, init_from=args.init_from,
-                   val_root=args.val, progress=not args.quiet)
+                   val_root=args.val, val_backgrounds=args.val_backgrounds, progress=not args.quiet)
     return 0 if result.step >= 0 else 1
 
 
@@ -104,6 +107,8 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, help="CPU threads for the network")
     p.add_argument("--work-size", help="override the model's working size (an integer or 'native')")
+    p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
+                                                       "prediction (twice the network time)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (inputs never)")
     p.add_argument("--force", action="store_true", help="recompute the alpha of inputs that already have one")
     p.add_argument("--no-decontaminate", dest="decontaminate", action="store_false",
@@ -147,7 +152,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
             device = f"cuda:{local}"
         elif threads is None:  # share this machine's cores between its ranks
             threads = max(1, (os.cpu_count() or 1) // local_world)
-    matter = Matter(args.model, device=device, threads=threads, work_size=args.work_size)
+    matter = Matter(args.model, device=device, threads=threads, work_size=args.work_size, tta=args.tta)
     jobs = plan_jobs(args.inputs, args.output, opts.suffix)
     if args.distributed:
         jobs = shard(jobs, rank, world)
@@ -197,6 +202,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="use at most this many cutouts (evenly spaced)")
     p.add_argument("--work-size", help="override the model's working size (an integer or 'native')")
+    p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
+                                                       "prediction (twice the network time)")
     p.add_argument("--out", type=Path, default=Path("eval-output"), help="report folder")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int)
@@ -208,7 +215,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .inference import Matter
 
     conditions = args.conditions or [c for c in CONDITIONS if c != "scene" or args.backgrounds]
-    matter = Matter(args.model, device=args.device, threads=args.threads, work_size=args.work_size)
+    matter = Matter(args.model, device=args.device, threads=args.threads, work_size=args.work_size,
+                    tta=args.tta)
     report = run_evaluation(matter, args.data, args.backgrounds, args.out, args.sizes, conditions,
                             args.seed, args.limit)
     print(f"Model: {matter.info.describe()}\n")

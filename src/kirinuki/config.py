@@ -16,7 +16,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 __all__ = ["ModelConfig", "DataConfig", "OptimConfig", "LossConfig", "TrainConfig",
            "PRESETS", "load_config", "config_from_dict", "config_to_dict", "parse_override"]
 
-PRESETS = ("default", "paper")
+PRESETS = ("default", "paper", "lite")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class ModelConfig:
     args: dict[str, Any] = field(default_factory=dict)
     # Longest image side the network runs at; None runs at the input's own size.
     work_size: int | None = 512
+    # Start the encoder from published ImageNet weights (architectures that have them, such
+    # as kirilite); ignored when resuming or starting from a checkpoint (--init-from).
+    pretrained: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class LossConfig:
     l1: float = 0.0
     gradient: float = 0.0
     laplacian: float = 0.0
+    bce: float = 0.0
+    iou: float = 0.0
 
 
 @dataclass(frozen=True)

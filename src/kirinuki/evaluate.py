@@ -180,7 +180,8 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
     records, worst_cases = score_cases(matter, cases, keep_predictions=worst)
     rows = summarise(records)
     report = {"model": {"name": matter.info.name, "arch": matter.info.arch,
-                        "work_size": matter.info.work_size, "source": matter.info.source},
+                        "work_size": matter.info.work_size, "source": matter.info.source,
+                        "tta": bool(getattr(matter, "tta", False))},
               "protocol": {"cutouts": str(cutouts), "backgrounds": str(backgrounds), "sizes": [str(s) for s in sizes],
                            "conditions": list(conditions), "seed": seed, "limit": limit,
                            "jpeg_quality": JPEG_QUALITY},

@@ -185,12 +185,14 @@ class Matter:
     model: None (the bundled default), a path to an ``.onnx`` file (ONNX Runtime, no
     PyTorch needed) or to a training checkpoint ``.pt`` (PyTorch). device: ``auto``, ``cpu``
     or ``cuda``. threads: CPU threads (None: the runtime's default). work_size: override the
-    model's working size (an int, or ``"native"`` to run at the input's own size).
+    model's working size (an int, or ``"native"`` to run at the input's own size). tta:
+    test-time flip, the mean of the predictions for the picture and its mirror image (twice
+    the network time; see docs/ablation.md for what it gains).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  threads: int | None = None, work_size: int | str | None = None,
-                 refine: bool = True) -> None:
+                 refine: bool = True, tta: bool = False) -> None:
         if model is None:
             path = default_model_path()
             manifest = bundled_model_info()
@@ -218,6 +220,7 @@ class Matter:
                              source=str(path), extra={"step": state.get("step")})
         self.info = _with_work_size(info, work_size)
         self.refine = refine
+        self.tta = tta
 
     @classmethod
     def from_module(cls, module: Any, work_size: int | None, *, device: str = "cpu",
@@ -228,6 +231,7 @@ class Matter:
         self.info = ModelInfo(name=name, arch=type(module).__name__, arch_args=dict(module.config),
                               work_size=work_size, pad_multiple=module.pad_multiple)
         self.refine = True
+        self.tta = False
         return self
 
     def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray") -> np.ndarray:
@@ -237,9 +241,15 @@ class Matter:
         """
         rgb = as_rgb_array(image)
         guide = prepare_input(rgb, self.info.work_size)
-        x = to_network_input(guide, self.info.pad_multiple)
-        alpha = self._run(x)[0, 0, : guide.shape[0], : guide.shape[1]].astype(np.float32)
+        alpha = self._network_alpha(guide)
+        if self.tta:
+            alpha = 0.5 * (alpha + self._network_alpha(guide[:, ::-1])[:, ::-1])
         return restore_size(alpha, guide, rgb, self.refine)
+
+    def _network_alpha(self, guide: np.ndarray) -> np.ndarray:
+        """The network's alpha for an hxwx3 float32 picture at the working size, hxw float32."""
+        x = to_network_input(guide, self.info.pad_multiple)
+        return self._run(x)[0, 0, : guide.shape[0], : guide.shape[1]].astype(np.float32)
 
 
 def _with_work_size(info: ModelInfo, work_size: int | str | None) -> ModelInfo:

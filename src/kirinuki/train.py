@@ -76,7 +76,10 @@ def alpha_loss(pred: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> tup
     mse: mean squared error (the paper's only term). l1: mean absolute error. gradient: L1
     between horizontal and vertical finite differences. laplacian: L1 between Laplacian
     pyramid bands (5 levels and the low-pass rest), each band's mean error weighted equally,
-    so a lost part (coarse bands) costs as much as a halo (fine bands).
+    so a lost part (coarse bands) costs as much as a halo (fine bands). bce: binary cross
+    entropy against the soft target; iou: one minus the soft IoU of each picture (smoothed by
+    one pixel, so an empty picture predicted empty costs nothing). These two are region terms:
+    a pixel confidently on the wrong side costs far more under them than under L1.
     """
     parts: dict[str, torch.Tensor] = {}
     diff = pred - target
@@ -91,7 +94,14 @@ def alpha_loss(pred: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> tup
     if cfg.laplacian:
         bands = zip(_laplacian_pyramid(pred, 5), _laplacian_pyramid(target, 5))
         parts["laplacian"] = sum((p - t).abs().mean() for p, t in bands)
-    weights = {"mse": cfg.mse, "l1": cfg.l1, "gradient": cfg.gradient, "laplacian": cfg.laplacian}
+    if cfg.bce:
+        parts["bce"] = F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), target)
+    if cfg.iou:
+        inter = (pred * target).flatten(1).sum(1)
+        union = (pred + target - pred * target).flatten(1).sum(1)
+        parts["iou"] = (1.0 - (inter + 1.0) / (union + 1.0)).mean()
+    weights = {"mse": cfg.mse, "l1": cfg.l1, "gradient": cfg.gradient, "laplacian": cfg.laplacian,
+               "bce": cfg.bce, "iou": cfg.iou}
     total = sum(weights[k] * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
@@ -209,13 +219,15 @@ def _load_weights(model: AlphaNet, state: dict[str, Any], cfg: TrainConfig, sour
 
 def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
           resume: str | Path | None = None, init_from: str | Path | None = None,
-          val_root: str | Path | None = None, val_sizes: tuple[int, ...] = (256, 512),
-          progress: bool = True) -> TrainResult:
+          val_root: str | Path | None = None, val_backgrounds: str | Path | None = None,
+          val_sizes: tuple[int, ...] = (256, 512), progress: bool = True) -> TrainResult:
     """Train ``cfg`` on the cutouts under ``data_root``; checkpoints go to ``out_dir``.
 
     resume: a checkpoint to continue from (weights, optimiser, step). init_from: a checkpoint
     (or ``"default"``, the bundled model) whose weights start a new run, e.g. a fine-tune.
     val_root: a folder of cutouts scored every ``cfg.val_every`` steps (never trained on).
+    val_backgrounds: the scene backgrounds for that validation (never trained on either);
+    by default ``backgrounds/`` beside ``val_root`` when it exists, else no scene condition.
     """
     procs = _setup_processes(cfg.device)
     out_dir = Path(out_dir)
@@ -235,6 +247,13 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
         start_step, train_seconds = int(state["step"]), float(state.get("train_seconds", 0.0))
     elif init_from:
         _load_weights(model, _initial_weights(init_from), cfg, init_from)
+    elif cfg.model.pretrained:
+        if not hasattr(model, "load_pretrained"):
+            raise ValueError(f"model.pretrained: {cfg.model.name} has no published weights to start from")
+        loaded = model.load_pretrained()
+        if procs.main:
+            print(f"kirinuki train: encoder starts from ImageNet weights ({loaded['tensors']} tensors)",
+                  file=sys.stderr, flush=True)
     model.to(procs.device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -261,7 +280,9 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     val_cases: list = []
     if val_root and procs.main:
         from .evaluate import make_cases
-        bg = Path(data_root) / cfg.data.backgrounds
+        if val_backgrounds and not Path(val_backgrounds).is_dir():
+            raise FileNotFoundError(f"{val_backgrounds}: no such folder of validation backgrounds")
+        bg = Path(val_backgrounds) if val_backgrounds else Path(val_root).parent / "backgrounds"
         val_cases = list(make_cases(val_root, bg if bg.is_dir() else None, val_sizes,
                                     ("paper", "scene") if bg.is_dir() else ("paper",),
                                     seed=1234, limit=cfg.val_images))

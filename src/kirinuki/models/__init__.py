@@ -13,10 +13,11 @@ from typing import Any, Callable
 from torch import nn
 
 from .base import AlphaNet
+from .kirilite import KiriLite
 from .kirinet import KiriNet
 from .unet import UNetPaper
 
-__all__ = ["AlphaNet", "KiriNet", "UNetPaper", "create_model", "list_models", "register_model"]
+__all__ = ["AlphaNet", "KiriLite", "KiriNet", "UNetPaper", "create_model", "list_models", "register_model"]
 
 _REGISTRY: dict[str, Callable[..., AlphaNet]] = {}
 
@@ -44,6 +45,7 @@ def create_model(name: str, **kwargs: Any) -> AlphaNet:
 
 register_model("unet-paper", UNetPaper)
 register_model("kirinet", KiriNet)
+register_model("kirilite", KiriLite)
 
 
 def count_parameters(model: nn.Module) -> int:

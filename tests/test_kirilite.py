@@ -1,0 +1,84 @@
+"""kirilite: our EfficientNet-Lite0 encoder is the published network, and its ImageNet
+weights really load (checked by classifying a photograph, not only by key names)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from efficientnet_lite_pytorch import EfficientNet
+from PIL import Image
+from skimage import data
+
+from conftest import tiny_overrides
+from kirinuki.config import load_config
+from kirinuki.models import create_model
+from kirinuki.models.kirilite import EfficientNetLite0, load_lite0_state, pretrained_lite0_file
+from kirinuki.train import train
+
+SMALL = {"decoder": [16, 12, 8, 8, 8], "head": 4}
+
+
+@pytest.fixture(scope="module")
+def lite0_state():
+    return load_lite0_state()
+
+
+def _imagenet_logits(taps: list[torch.Tensor], state: dict) -> torch.Tensor:
+    """The classifier head that kirilite leaves out, applied from the published tensors."""
+    h = F.conv2d(taps[-1], state["_conv_head.weight"])
+    h = F.batch_norm(h, state["_bn1.running_mean"], state["_bn1.running_var"], state["_bn1.weight"],
+                     state["_bn1.bias"], eps=1e-3)
+    return F.linear(F.relu6(h).mean((2, 3)), state["_fc.weight"], state["_fc.bias"])
+
+
+def test_published_weights_classify_a_cat(lite0_state):
+    model = create_model("kirilite", **SMALL).eval()
+    summary = model.load_pretrained()
+    assert summary["tensors"] == len(model.encoder.state_dict())
+    assert set(summary["unused"]) == {k for k in lite0_state if k.startswith(("_conv_head", "_bn1.", "_fc"))}
+    picture = np.asarray(Image.fromarray(data.chelsea()).resize((224, 224), Image.Resampling.BILINEAR))
+    x = torch.from_numpy(picture.copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        taps = model.encoder((x - model.mean) / model.std)  # the network's own normalisation
+        top = _imagenet_logits(taps, lite0_state).softmax(1)[0]
+    # ImageNet classes 281-285 are the domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian).
+    assert int(top.argmax()) in range(281, 286) and float(top[281:286].sum()) > 0.8
+    # The same network from random weights does not know the cat.
+    random_net = create_model("kirilite", **SMALL).eval()
+    with torch.no_grad():
+        random_top = _imagenet_logits(random_net.encoder((x - 0.5) / 0.5), lite0_state).softmax(1)[0]
+    assert float(random_top[281:286].sum()) < 0.5
+
+
+def test_encoder_matches_the_reference_implementation(lite0_state):
+    """Same weights, same input: our encoder's 1/32 features equal those of the loader package
+    (TensorFlow 'same' padding reproduced exactly)."""
+    reference = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(pretrained_lite0_file())).eval()
+    ours = EfficientNetLite0().eval()
+    ours.load_state_dict({k: lite0_state[k] for k in ours.state_dict()})
+    x = torch.rand(1, 3, 96, 160) * 2 - 1
+    with torch.no_grad():
+        expected = reference._swish(reference._bn0(reference._conv_stem(x)))
+        for block in reference._blocks:
+            expected = block(expected)
+        got = ours(x)
+    assert [t.shape[1] for t in got] == [16, 24, 40, 112, 320]
+    torch.testing.assert_close(got[-1], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_mismatched_weights_are_an_error_not_a_random_start(tmp_path, lite0_state):
+    bad = dict(lite0_state)
+    bad["_blocks.3._project_conv.weight"] = torch.zeros(1, 1, 1, 1)
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="_blocks.3._project_conv.weight"):
+        create_model("kirilite", **SMALL).load_pretrained(tmp_path / "bad.pth")
+
+
+def test_a_new_run_starts_from_the_imagenet_weights(tiny_data, tmp_path, lite0_state):
+    cfg = load_config("lite", overrides=tiny_overrides(
+        steps=1, model={"name": "kirilite", "args": SMALL, "work_size": 64, "pretrained": True}))
+    result = train(cfg, tiny_data, tmp_path, progress=False)
+    stem = result.model.encoder._conv_stem.weight.detach()
+    # One small step of AdamW moves each weight by about lr; random weights would be far off.
+    assert torch.allclose(stem, lite0_state["_conv_stem.weight"], atol=5 * cfg.optim.lr)
+    assert not torch.allclose(stem, lite0_state["_conv_stem.weight"], atol=0)
