@@ -8,7 +8,7 @@ from PIL import Image
 from kirinuki.backgrounds import PAPER_MIX, flat_colour, paper_colour
 from kirinuki.config import DataConfig, load_config
 from kirinuki.data import (CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler,
-                           compose_batch, jpeg_simulate)
+                           compose_batch, jpeg_simulate, redraw_cutout)
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +142,71 @@ def test_step_sampler_splits_a_global_batch_across_processes():
     assert {s for _, s in two[0][0]} == {s for _, s in two[1][0]} == {s for _, s in single[0]}
     with pytest.raises(ValueError):
         StepBatchSampler(0, batch=8, micro=3, rank=0, world=1, sizes=[64], seed=0)
+
+
+# -- synthesis aimed at the failures -------------------------------------------------------
+
+def _opaque_straight_colours(cut: np.ndarray) -> np.ndarray:
+    a = cut[..., 3]
+    return (cut[a == 255][:, :3]).astype(int)
+
+
+def test_line_art_and_flat_colour_keep_the_alpha(library):
+    cut = library.cutouts[0][0]
+    rng = np.random.default_rng(0)
+    line = redraw_cutout(cut, "lineart", rng)
+    flat = redraw_cutout(cut, "flat", rng)
+    np.testing.assert_array_equal(line[..., 3], cut[..., 3])
+    np.testing.assert_array_equal(flat[..., 3], cut[..., 3])
+    ink = _opaque_straight_colours(line)
+    greys = np.unique(ink, axis=0)
+    assert len(greys) == 2 and (greys[-1] == 255).all() and greys[0].max() < 60  # ink and paper
+    assert 0.02 < np.mean(ink[:, 0] < 128) < 0.6  # lines, not a filled silhouette
+    assert len(np.unique(_opaque_straight_colours(flat), axis=0)) <= 8
+    assert len(np.unique(_opaque_straight_colours(cut), axis=0)) > 8
+
+
+@pytest.mark.parametrize("switch", ["p_shadow", "p_drawn"])
+def test_background_additions_never_touch_the_target(library, switch):
+    """A shadow or drawn shapes change the background only: alpha and colour layer stay."""
+    base = rich_config(p_empty=0.0, p_two=0.0, bg_white=1, bg_light=0, bg_dark=0, bg_black=0,
+                       bg_flat=0, bg_scene=0, bg_hard=0)
+    plain, added = SampleMaker(library, base), SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0}))
+    changed = 0
+    for i in range(6):
+        fp0, a0, bg0 = plain.make(np.random.default_rng([2, i]), 96)
+        fp1, a1, bg1 = added.make(np.random.default_rng([2, i]), 96)
+        np.testing.assert_array_equal(a0, a1)
+        np.testing.assert_array_equal(fp0, fp1)
+        changed += np.mean(np.any(bg0 != bg1, axis=2)) > 0.01
+        if switch == "p_shadow":
+            assert (bg1 <= bg0).all()  # a shadow only darkens
+    assert changed == 6
+
+
+def test_grey_backgrounds_and_hard_negatives_pushed_to_white_or_black(library):
+    grey = SampleMaker(library, rich_config(bg_white=0, bg_light=0, bg_dark=0, bg_black=0, bg_flat=0,
+                                            bg_scene=0, bg_hard=0, bg_grey=1.0))
+    for i in range(5):
+        _, _, bg = grey.make(np.random.default_rng([3, i]), 32)
+        assert len(np.unique(bg)) == 1
+    hard = dict(bg_white=0, bg_light=0, bg_dark=0, bg_black=0, bg_flat=0, bg_scene=0, bg_hard=1.0,
+                p_empty=0.0, p_two=0.0)
+    plain = SampleMaker(library, rich_config(**hard))
+    pushed = SampleMaker(library, rich_config(**hard, hard_push=0.9))
+    moved = 0
+    for i in range(12):
+        bg0 = plain.make(np.random.default_rng([4, i]), 32)[2][0, 0].astype(int)
+        bg1 = pushed.make(np.random.default_rng([4, i]), 32)[2][0, 0].astype(int)
+        d = bg1 - bg0
+        assert (d >= -1).all() or (d <= 1).all()  # towards white, or towards black
+        moved += np.abs(d).max() > 2
+    assert moved >= 6
+
+
+def test_up_to_four_characters(library):
+    def coverage(max_characters: int) -> float:
+        maker = SampleMaker(library, rich_config(p_empty=0.0, p_two=1.0, max_characters=max_characters,
+                                                 zoom=(0.3, 0.5), p_cutoff=0.0))
+        return float(np.mean([maker.make(np.random.default_rng([5, i]), 64)[1].mean() for i in range(30)]))
+    assert coverage(4) > 1.3 * coverage(2)

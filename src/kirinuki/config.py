@@ -50,8 +50,12 @@ class DataConfig:
     p_stand: float = 0.0              # stand on the bottom edge (as sprites do)
     p_cutoff: float = 0.0             # zoomed in so that the frame cuts the character
     cutoff_zoom: tuple[float, float] = (1.2, 2.5)
-    p_two: float = 0.0                # two characters in one image
+    p_two: float = 0.0                # several characters in one image (overlapping)
+    max_characters: int = 2           # with p_two: 2 .. this many characters
     p_empty: float = 0.0              # no character at all: alpha all zero
+    # The character itself redrawn (its alpha unchanged), so that texture is no cue.
+    p_lineart: float = 0.0            # as line art: dark lines on white
+    p_flatcolour: float = 0.0         # its colours reduced to a few flat ones
     # Background mix: relative weights (normalised at use).
     bg_white: float = 0.4
     bg_light: float = 0.4
@@ -60,7 +64,12 @@ class DataConfig:
     bg_flat: float = 0.0              # a flat colour of any hue (uniform RGB): chroma keys too
     bg_scene: float = 0.0
     bg_hard: float = 0.0              # a colour taken from the character itself
+    bg_grey: float = 0.0              # a flat grey level, uniform in [0, 255]
+    hard_push: float = 0.0            # hard negatives pushed up to this share towards white or black
     scene_jitter: float = 0.0         # strength of scene colour jitter, 0..1
+    # Additions to the background (the target alpha never includes them).
+    p_shadow: float = 0.0             # a soft drop shadow of the characters
+    p_drawn: float = 0.0              # drawn shapes, outlines and text painted over it
     # Degradations of the composite, each with its probability.
     p_jpeg: float = 0.0
     jpeg_quality: tuple[int, int] = (40, 95)

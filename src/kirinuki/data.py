@@ -24,7 +24,17 @@ Background classes (the seed paper's mix is white 40 %, light 40 %, dark 10 %, b
   as chroma-key green or magenta);
 * ``scene``: a random crop of a background picture, flipped, colour-jittered;
 * ``hard``: a flat colour, or a vertical gradient of two, taken from the character's own
-  opaque pixels, so colour alone cannot tell character from background.
+  opaque pixels, so colour alone cannot tell character from background; with ``hard_push``
+  the colour is moved up to that share towards white or black (BiRefNet's hard negatives:
+  a white shirt on an off-white page);
+* ``grey``: a flat grey level.
+
+Switches aimed at the failures that remain (each off unless the recipe sets it): the
+character redrawn as line art or in a few flat colours (``p_lineart``, ``p_flatcolour``),
+several overlapping characters (``p_two`` with ``max_characters``), a soft drop shadow cast
+on the background (``p_shadow``: the shadow is background, alpha excludes it), and drawn
+shapes, outlines and text painted over the background (``p_drawn``: "drawn" must not mean
+"foreground").
 """
 
 from __future__ import annotations
@@ -38,18 +48,18 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .backgrounds import flat_colour
 from .config import DataConfig
 
 __all__ = ["CUTOUT_SUFFIXES", "BACKGROUND_SUFFIXES", "CutoutLibrary", "SampleMaker",
            "CompositeDataset", "StepBatchSampler", "compose_batch", "jpeg_simulate",
-           "find_images", "BG_CLASSES"]
+           "find_images", "BG_CLASSES", "redraw_cutout", "cast_shadow", "draw_over"]
 
 CUTOUT_SUFFIXES = (".png", ".webp")
 BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard")
+BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
 
 
 def find_images(root: Path, suffixes: Sequence[str]) -> list[Path]:
@@ -158,7 +168,7 @@ class SampleMaker:
         self.lib = library
         self.cfg = cfg
         w = np.array([cfg.bg_white, cfg.bg_light, cfg.bg_dark, cfg.bg_black, cfg.bg_flat,
-                      cfg.bg_scene if library.backgrounds else 0.0, cfg.bg_hard], dtype=np.float64)
+                      cfg.bg_scene if library.backgrounds else 0.0, cfg.bg_hard, cfg.bg_grey], dtype=np.float64)
         if w.sum() <= 0:
             raise ValueError("the background mix has no positive weight")
         self.bg_weights = w / w.sum()
@@ -167,7 +177,12 @@ class SampleMaker:
     def _pick_cutout(self, rng: np.random.Generator) -> np.ndarray:
         g = rng.choice(len(self.lib.groups), p=self.lib.weights)
         items = self.lib.cutouts[g]
-        return items[rng.integers(len(items))]
+        cut = items[rng.integers(len(items))]
+        if self.cfg.p_lineart and rng.random() < self.cfg.p_lineart:
+            return redraw_cutout(cut, "lineart", rng)
+        if self.cfg.p_flatcolour and rng.random() < self.cfg.p_flatcolour:
+            return redraw_cutout(cut, "flat", rng)
+        return cut
 
     def _place(self, rng: np.random.Generator, cut: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Flip, zoom, rotate and shift one premultiplied cutout onto an empty SxS canvas.
@@ -212,10 +227,12 @@ class SampleMaker:
             return np.zeros((size, size, 3), np.float32), np.zeros((size, size), np.float32)
         fp, alpha = self._place(rng, self._pick_cutout(rng), size)
         if rng.random() < cfg.p_two:
-            fp2, a2 = self._place(rng, self._pick_cutout(rng), size)
-            # The second character in front: premultiplied "over".
-            fp = fp2 + (1.0 - a2[..., None]) * fp
-            alpha = a2 + (1.0 - a2) * alpha
+            extra = int(rng.integers(1, cfg.max_characters)) if cfg.max_characters > 2 else 1
+            for _ in range(extra):
+                fp2, a2 = self._place(rng, self._pick_cutout(rng), size)
+                # Each further character in front: premultiplied "over".
+                fp = fp2 + (1.0 - a2[..., None]) * fp
+                alpha = a2 + (1.0 - a2) * alpha
         return fp, alpha
 
     # -- the background ------------------------------------------------------------------
@@ -250,6 +267,9 @@ class SampleMaker:
         if not usable:
             return self._background(rng, "light", fp, alpha, size)
         colours = np.array([usable[0], usable[-1]], np.float32)
+        if self.cfg.hard_push > 0:
+            target = 255.0 if rng.random() < 0.5 else 0.0
+            colours = colours + (target - colours) * rng.uniform(0, self.cfg.hard_push)
         if rng.random() < 0.5:
             return np.broadcast_to(colours[0], (size, size, 3)).astype(np.uint8)
         t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
@@ -263,6 +283,8 @@ class SampleMaker:
             return self._hard(rng, fp, alpha, size)
         if kind == "flat":
             return np.broadcast_to(rng.integers(0, 256, 3).astype(np.uint8), (size, size, 3)).copy()
+        if kind == "grey":
+            return np.full((size, size, 3), rng.integers(0, 256), np.uint8)
         return np.broadcast_to(flat_colour(kind, rng), (size, size, 3)).copy()
 
     def background_kind(self, rng: np.random.Generator) -> str:
@@ -285,7 +307,83 @@ class SampleMaker:
             return self._pair(rng, size)
         fp, alpha = self._layer(rng, size)
         bg = self._background(rng, self.background_kind(rng), fp, alpha, size)
+        if self.cfg.p_drawn and rng.random() < self.cfg.p_drawn:
+            bg = draw_over(bg, rng)
+        if self.cfg.p_shadow and rng.random() < self.cfg.p_shadow:
+            bg = cast_shadow(bg, alpha, rng)
         return (np.rint(fp * 255).astype(np.uint8), np.rint(alpha * 255).astype(np.uint8), bg)
+
+
+def redraw_cutout(cut: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
+    """The premultiplied cutout ``HxWx4 uint8`` redrawn with the same alpha.
+
+    ``lineart``: dark lines where the colour changes (and along the silhouette) on white,
+    as a sketch or an uncoloured page looks. ``flat``: the colours reduced to 3-8 flat ones.
+    """
+    alpha = cut[..., 3:4].astype(np.float32)
+    straight = np.where(alpha > 0, cut[..., :3] * (255.0 / np.maximum(alpha, 1.0)), 0.0)
+    rgb = Image.fromarray(np.clip(straight, 0, 255).astype(np.uint8), "RGB")
+    if style == "lineart":
+        grey = rgb.convert("L")
+        edges = np.asarray(grey.filter(ImageFilter.MaxFilter(3))).astype(np.int16) - \
+            np.asarray(grey.filter(ImageFilter.MinFilter(3)))
+        a8 = Image.fromarray(cut[..., 3])
+        outline = np.asarray(a8.filter(ImageFilter.MaxFilter(3))).astype(np.int16) - \
+            np.asarray(a8.filter(ImageFilter.MinFilter(3)))
+        lines = (edges > rng.uniform(24, 72)) | (outline > 128)
+        ink = rng.uniform(0, 60)
+        out = np.where(lines[..., None], ink, 255.0).repeat(3, axis=2)
+    elif style == "flat":
+        out = np.asarray(rgb.quantize(colors=int(rng.integers(3, 9))).convert("RGB")).astype(np.float32)
+    else:
+        raise ValueError(f"unknown style {style!r}")
+    fp = np.rint(out * alpha / 255.0).astype(np.uint8)
+    return np.concatenate([fp, cut[..., 3:4]], axis=2)
+
+
+def cast_shadow(bg: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A soft drop shadow of the character layer (alpha SxS float) darkening the background."""
+    size = alpha.shape[0]
+    dx, dy = (int(v) for v in rng.integers(-size // 12, size // 12 + 1, 2))
+    shifted = np.roll(alpha, (dy, dx), axis=(0, 1))
+    im = Image.fromarray(np.rint(shifted * 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(rng.uniform(1.0, size / 40 + 1.5)))
+    shade = np.asarray(im).astype(np.float32)[..., None] / 255 * rng.uniform(0.25, 0.6)
+    return np.rint(bg.astype(np.float32) * (1.0 - shade)).astype(np.uint8)
+
+
+_GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!?&#"
+
+
+def draw_over(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Drawn shapes (filled, outlined in dark ink), strokes and a line of text over ``bg``."""
+    size = bg.shape[0]
+    im = Image.fromarray(bg)
+    d = ImageDraw.Draw(im)
+    colour = lambda: tuple(int(c) for c in rng.integers(0, 256, 3))
+    for _ in range(int(rng.integers(2, 7))):
+        x0, y0 = (int(v) for v in rng.integers(0, size, 2))
+        w, h = (int(v) for v in rng.integers(size // 16, size // 3, 2))
+        box = (x0 - w // 2, y0 - h // 2, x0 + w // 2, y0 + h // 2)
+        ink = tuple(int(c) for c in rng.integers(0, 60, 3))
+        width = int(rng.integers(1, 4))
+        kind = rng.integers(4)
+        if kind == 0:
+            d.ellipse(box, fill=colour(), outline=ink, width=width)
+        elif kind == 1:
+            d.rectangle(box, fill=colour(), outline=ink, width=width)
+        elif kind == 2:
+            pts = [(int(x0 + rng.uniform(-w, w)), int(y0 + rng.uniform(-h, h))) for _ in range(int(rng.integers(3, 6)))]
+            d.polygon(pts, fill=colour(), outline=ink, width=width)
+        else:
+            pts = [(int(x0 + rng.uniform(-w, w)), int(y0 + rng.uniform(-h, h))) for _ in range(4)]
+            d.line(pts, fill=ink if rng.random() < 0.5 else colour(), width=int(rng.integers(1, 6)), joint="curve")
+    if rng.random() < 0.7:
+        text = "".join(_GLYPHS[i] for i in rng.integers(len(_GLYPHS), size=int(rng.integers(3, 12))))
+        font = ImageFont.load_default(size=int(rng.integers(max(8, size // 20), max(9, size // 6))))
+        d.text((int(rng.integers(0, size * 3 // 4)), int(rng.integers(0, size * 7 // 8))), text,
+               fill=colour(), font=font, stroke_width=int(rng.integers(0, 3)), stroke_fill=colour())
+    return np.asarray(im).copy()
 
 
 class CompositeDataset(torch.utils.data.Dataset):
