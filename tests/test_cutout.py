@@ -261,3 +261,57 @@ def test_import_does_nothing_observable():
             "assert not any(m in sys.modules for m in ('torch', 'onnxruntime', 'kirinuki.api')); print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "ok" and r.stderr == ""
+
+
+# -- a batch survives what it meets --------------------------------------------------------
+
+def test_webp_size_limit_is_one_line_and_the_batch_goes_on(tmp_path, tiny_onnx):
+    wide = picture(tmp_path / "wide.png", size=(16400, 8))
+    small = picture(tmp_path / "small.png")
+    out = tmp_path / "out"
+    r = cli(wide, small, "-o", out, "--model", tiny_onnx, "--format", "webp")
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("kirinuki: error:")]
+    assert errors == [f"kirinuki: error: {wide}: 16400x8 is too large for WebP (at most 16383 pixels a side); "
+                      "use --format png"]
+    assert "1 done, 0 skipped, 1 failed" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["small.webp"]
+
+
+def test_an_unexpected_runtime_error_fails_one_input_only(tmp_path, tiny_onnx):
+    """A failure inside the network runtime (injected: the runtime raising on one picture)
+    becomes that input's one-line reason; the batch finishes and writes its manifest."""
+    from kirinuki.batch import run_batch
+
+    matter = Matter(tiny_onnx)
+    run = matter._run
+
+    def flaky(x):
+        if x.shape[-1] > x.shape[-2]:  # the landscape picture only
+            raise RuntimeError("device lost")
+        return run(x)
+    matter._run = flaky
+    a, b = picture(tmp_path / "a.png", size=(64, 48)), picture(tmp_path / "b.png", size=(30, 40))
+    jobs = plan_jobs([a, b], tmp_path / "out", ".png")
+    errors = []
+    summary = run_batch(matter, jobs, CutoutOptions(), lambda p, r: errors.append((p, r)), lambda p, n: None)
+    assert errors == [(a, "unexpected error: RuntimeError: device lost")]
+    assert [r.status for r in summary.records] == ["failed", "done"]
+    summary.write_manifest(tmp_path / "out" / "manifest.csv")
+    assert "device lost" in (tmp_path / "out" / "manifest.csv").read_text()
+
+
+def test_an_output_folder_inside_the_input_folder_is_never_walked(tmp_path, tiny_onnx):
+    picture(tmp_path / "a.jpg")
+    for _ in range(2):
+        r = cli(".", "-o", "out", "--model", tiny_onnx, "-q", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "out").rglob("*")) == ["out/a.png"]
+
+
+def test_the_same_file_named_twice_is_taken_once(tmp_path, tiny_onnx):
+    (tmp_path / "dir").mkdir()
+    a = picture(tmp_path / "dir" / "a.jpg")
+    r = cli(a, a, tmp_path / "dir", "./dir/a.jpg", "-o", tmp_path / "out", "--model", tiny_onnx, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "1 done, 0 skipped, 0 failed" in r.stderr

@@ -25,10 +25,13 @@ from .imaging import atomic_save, image_to_rgba_or_rgb, open_temporary
 from .inference import Matter
 
 __all__ = ["InputError", "CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
-           "plan_jobs", "Job", "BatchSummary", "run_batch", "INPUT_SUFFIXES", "DEFAULT_MAX_PIXELS"]
+           "plan_jobs", "Job", "BatchSummary", "run_batch", "check_encodable", "INPUT_SUFFIXES",
+           "DEFAULT_MAX_PIXELS", "WEBP_MAX_SIDE"]
 
 INPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_MAX_PIXELS = 100_000_000
+#: The longest side a WebP file can hold (the format stores 14-bit sizes).
+WEBP_MAX_SIDE = 16383
 
 
 class InputError(Exception):
@@ -162,6 +165,13 @@ def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Ima
     return Image.fromarray(np.dstack([fg, alpha8]), "RGBA"), note
 
 
+def check_encodable(size: tuple[int, int], fmt: str) -> None:
+    """Refuse, before any work, an output the format cannot hold (WebP: 16383 px a side)."""
+    if fmt == "webp" and max(size) > WEBP_MAX_SIDE:
+        raise InputError(f"{size[0]}x{size[1]} is too large for WebP (at most {WEBP_MAX_SIDE} pixels a side); "
+                         "use --format png", "too_large")
+
+
 def encode_params(fmt: str) -> dict:
     """Pillow save parameters: PNG at a fast compression level, WebP lossless (exact alpha)."""
     if fmt == "webp":
@@ -173,6 +183,7 @@ def encode_params(fmt: str) -> dict:
 
 def encode(image: Image.Image, fmt: str) -> bytes:
     """The output file's bytes (for the web app)."""
+    check_encodable(image.size, fmt)
     buf = io.BytesIO()
     image.save(buf, **encode_params(fmt))
     return buf.getvalue()
@@ -180,6 +191,7 @@ def encode(image: Image.Image, fmt: str) -> bytes:
 
 def save_output(image: Image.Image, path: Path, fmt: str) -> None:
     """Write atomically (a complete file or none)."""
+    check_encodable(image.size, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(image, path, **encode_params(fmt))
 
@@ -194,21 +206,35 @@ class Job:
 def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str) -> list[Job]:
     """Map inputs (files, or folders walked recursively in a stable order) to output paths.
 
-    A folder's sub-folders are kept under ``outdir``. An output that a previous input already
-    claims, or that is itself an input, is an error for that input, never an overwrite.
+    A folder's sub-folders are kept under ``outdir``; the output folder itself is never walked
+    as input (so ``kirinuki cutout . -o out`` can be run again). A file named twice (or a
+    folder and a file inside it) is taken once, from its first mention. An output that a
+    previous input already claims, or that is itself an input, is an error for that input,
+    never an overwrite.
     """
+    out_key = _key(outdir)
     pairs: list[tuple[Path, Path | None, str | None]] = []
+    seen: set[Path] = set()
+
+    def add(src: Path, target: Path | None, err: str | None) -> None:
+        key = _key(src)
+        if key in seen and err is None:
+            return
+        seen.add(key)
+        pairs.append((src, target, err))
+
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
+                           and not _key(f).is_relative_to(out_key))
             if not files:
-                pairs.append((p, None, "folder holds no supported pictures"))
+                add(p, None, "folder holds no supported pictures")
             for f in files:
                 rel = f.relative_to(p)
-                pairs.append((f, outdir / rel.parent / (rel.stem + suffix), None))
+                add(f, outdir / rel.parent / (rel.stem + suffix), None)
         else:
-            pairs.append((p, outdir / (p.stem + suffix), None))
+            add(p, outdir / (p.stem + suffix), None)
     sources = {_key(src) for src, _, _ in pairs}
     claimed: dict[Path, Path] = {}
     jobs = []
@@ -296,6 +322,8 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
                 on_note(job.source, f"skipped: {reason}")
                 continue
             image = open_image(job.source, opts.max_pixels)
+            if opts.trim is None:  # the output has the input's size: refuse before the work
+                check_encodable(image.size, opts.fmt)
             out, note = render(matter, image, opts)
             try:
                 save_output(out, job.target, opts.fmt)
@@ -309,6 +337,9 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
             on_error(job.source, reason)
         except MemoryError:
             status, reason = "failed", "out of memory"
+            on_error(job.source, reason)
+        except Exception as exc:  # anything unforeseen fails this input only, never the batch
+            status, reason = "failed", f"unexpected error: {exc.__class__.__name__}: {exc}"
             on_error(job.source, reason)
         finally:
             summary.records.append(JobRecord(job.source, job.target, status,

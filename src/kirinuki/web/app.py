@@ -216,6 +216,8 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
                 payload = await anyio.to_thread.run_sync(work, limiter=gate.limiter)
             except InputError as exc:
                 raise HTTPProblem(STATUS_FOR_KIND.get(exc.kind, 415), str(exc)) from None
+            except Exception as exc:  # still a JSON answer, never a bare 500
+                raise HTTPProblem(500, f"cutout failed: {exc.__class__.__name__}: {exc}") from None
         finally:
             gate.leave()
         ascii_name, uni_name = safe_download_name(filename, "." + opts.fmt)
