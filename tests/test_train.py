@@ -136,6 +136,43 @@ def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
     assert two["step"] == 4
 
 
+def test_resume_really_starts_from_the_checkpoint(tiny_data, tmp_path):
+    """Weights edited in the checkpoint must be the ones the resumed run continues from (a
+    run that ignored --resume and retrained from the seed would not see the edit)."""
+    cfg = lambda steps: load_config("default", overrides=tiny_overrides(steps=steps))
+    train(cfg(2), tiny_data, tmp_path / "a", progress=False)
+    state = load_checkpoint(tmp_path / "a" / "last.pt")
+    key = next(k for k in state["model"] if k.endswith("weight"))
+    state["model"][key] = state["model"][key] + 0.5
+    torch.save(state, tmp_path / "edited.pt")
+    same = train(cfg(2), tiny_data, tmp_path / "b", resume=tmp_path / "edited.pt", progress=False)
+    assert same.step == 2 and torch.equal(same.model.state_dict()[key], state["model"][key])
+    on = train(cfg(3), tiny_data, tmp_path / "c", resume=tmp_path / "edited.pt", progress=False)
+    plain = train(cfg(3), tiny_data, tmp_path / "d", resume=tmp_path / "a" / "last.pt", progress=False)
+    assert (on.model.state_dict()[key] - plain.model.state_dict()[key]).abs().min() > 0.3
+
+
+def test_resume_keeps_the_best_score_and_the_time_budget(tiny_data, tmp_path):
+    cfg = load_config("default", overrides=tiny_overrides(steps=2, val_every=1))
+    train(cfg, tiny_data, tmp_path, val_root=tiny_data / "val", val_sizes=(64,), progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["best_psnr"] == load_checkpoint(tmp_path / "best.pt")["metrics"]["psnr"]
+    # The latest score was dreadful but the best so far unbeatable: best.pt must stay.
+    state["metrics"]["psnr"], state["best_psnr"] = -1000.0, 1000.0
+    torch.save(state, tmp_path / "last.pt")
+    best_before = (tmp_path / "best.pt").read_bytes()
+    train(load_config("default", overrides=tiny_overrides(steps=3, val_every=1)), tiny_data, tmp_path,
+          resume=tmp_path / "last.pt", val_root=tiny_data / "val", val_sizes=(64,), progress=False)
+    assert (tmp_path / "best.pt").read_bytes() == best_before
+    # --minutes is the whole run's budget: one already spent trains no further step.
+    state = load_checkpoint(tmp_path / "last.pt")
+    state["train_seconds"] = 60.0
+    torch.save(state, tmp_path / "spent.pt")
+    again = train(load_config("default", overrides=tiny_overrides(minutes=0.5)), tiny_data, tmp_path / "e",
+                  resume=tmp_path / "spent.pt", progress=False)
+    assert again.step == 3
+
+
 def test_init_from_checks_the_architecture(tiny_data, tmp_path):
     train(load_config("default", overrides=tiny_overrides(steps=1)), tiny_data, tmp_path / "a", progress=False)
     other = tiny_overrides(steps=1)

@@ -291,7 +291,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
         return {"name": f"{cfg.model.name}-step{step}", "arch": cfg.model.name, "arch_args": model.config,
                 "work_size": cfg.model.work_size, "config": config_to_dict(cfg), "step": step,
                 "samples_seen": step * cfg.batch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "metrics": metrics, "train_seconds": train_seconds + (time.time() - t_start),
+                "metrics": metrics, "best_psnr": best, "train_seconds": elapsed(),
                 "kirinuki_version": __version__, "world_size": procs.world}
 
     if procs.main:
@@ -306,14 +306,23 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     bar = Progress(cfg.steps or None, unit="steps", enabled=progress and procs.main, every=30.0,
                    initial=start_step)
     metrics: dict[str, float] = dict(state.get("metrics", {})) if state else {}
-    best = metrics.get("psnr", -1.0)
+    # The best validation score so far is carried by every checkpoint; the latest score is not
+    # the best one, and seeding from it would let a worse model overwrite best.pt.
+    best = float(state.get("best_psnr", float("-inf"))) if state else float("-inf")
+    if state and "best_psnr" not in state and (out_dir / "best.pt").exists():  # older checkpoints
+        best = float(load_checkpoint(out_dir / "best.pt").get("metrics", {}).get("psnr", best))
     step, last_ckpt = start_step, None
     t_start = t_log = time.time()
+
+    def elapsed() -> float:
+        """Training wall time of the whole run, earlier sessions of a resumed run included."""
+        return train_seconds + (time.time() - t_start)
     seen_since_log = 0
     net.train()
     with _Stopper() as stopper:
         while True:
-            spent = (time.time() - t_start) / (cfg.minutes * 60) if cfg.minutes else 0.0
+            # --minutes is the budget of the whole run: a resumed run goes on where it stopped.
+            spent = elapsed() / (cfg.minutes * 60) if cfg.minutes else 0.0
             stop = bool((cfg.steps and step >= cfg.steps) or stopper.requested or spent >= 1.0)
             if procs.world > 1:  # all processes stop at the same step, with the same lr
                 flag = torch.tensor([float(stop), spent], device=procs.device)
@@ -354,7 +363,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
             rate = seen_since_log / max(1e-9, now - t_log)
             bar.update(step, f"loss {total:.4f} | {rate:.1f} img/s | lr {lr:.2e}")
             if step % cfg.log_every == 0:
-                _append_csv(out_dir / "train_log.csv", {"step": step, "seconds": round(now - t_start, 2),
+                _append_csv(out_dir / "train_log.csv", {"step": step, "seconds": round(elapsed(), 2),
                             "lr": lr, "loss": total, **parts, "images_per_s": round(rate, 2)})
                 t_log, seen_since_log = now, 0
             if val_cases and cfg.val_every and step % cfg.val_every == 0:
