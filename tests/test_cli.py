@@ -60,3 +60,42 @@ def test_errors_are_one_line_with_the_path(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0
     assert out.stderr.startswith("kirinuki: error: ") and "missing.onnx" in out.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "12.5"])
+def test_a_bad_work_size_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["cutout", "x.jpg", "-o", "out", "--work-size", value])
+    assert exc.value.code == 2
+    assert "--work-size" in capsys.readouterr().err
+
+
+def test_one_work_size_parser_for_cli_config_and_predictor(tiny_onnx):
+    from kirinuki.config import ModelConfig, load_config, parse_override, parse_work_size
+    from kirinuki.inference import Matter
+
+    assert parse_work_size("native") is None and parse_work_size(" 384 ") == 384 and parse_work_size(512) == 512
+    with pytest.raises(ValueError, match="too small"):
+        ModelConfig(work_size=0)
+    with pytest.raises(ValueError, match="not a size"):
+        load_config("default", overrides=[parse_override("model.work_size=abc")])
+    assert load_config("paper").model.work_size is None
+    with pytest.raises(ValueError, match="too small"):
+        Matter(tiny_onnx, work_size=-1)
+    assert Matter(tiny_onnx, work_size="native").info.work_size is None
+
+
+@pytest.mark.parametrize("args", [["train", "--data", "d"], ["export", "--checkpoint", "c.pt", "--onnx", "m.onnx"],
+                                  ["cutout", "a.jpg", "-o", "out", "--model", "model.pt"],
+                                  ["evaluate", "--data", "d", "--model", "model.pt"]])
+def test_without_pytorch_one_line_names_the_extra(tmp_path, args):
+    """On the core install (PyTorch absent: an import of it fails) no traceback, exit 2."""
+    fake = tmp_path / "no-torch" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(fake.parent)}
+    r = subprocess.run([sys.executable, "-m", "kirinuki", *args], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "pip install 'kirinuki[train]'" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -9,13 +9,28 @@ from pathlib import Path
 from typing import Sequence
 
 from ._version import __version__
-from .config import PRESETS
+from .config import PRESETS, parse_work_size
 
 PROG = "kirinuki"
 
 
 def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _torch_missing(what: str) -> bool:
+    """True (after one line naming the extra to install) when PyTorch cannot be imported."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        _error(f"{what} needs PyTorch, which the core install leaves out: pip install 'kirinuki[train]'")
+        return True
+    return False
+
+
+def _checkpoint_without_torch(model: str | None) -> bool:
+    return bool(model) and not str(model).lower().endswith(".onnx") and _torch_missing(
+        f"--model {model} (a training checkpoint)")
 
 
 def _version_text() -> str:
@@ -54,6 +69,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    if _torch_missing("kirinuki train"):
+        return 2
     from .config import load_config, parse_override
     from .train import train
 
@@ -64,9 +81,9 @@ def _run_train(args: argparse.Namespace) -> int:
             overrides.append({key: value})
     cfg = load_config(args.preset, args.config, overrides)
     out = args.out or Path("runs") / args.preset
-    result = train(cfg, args.data, out, resume=args.resume, init_from=args.init_from,
-                   val_root=args.val, val_backgrounds=args.val_backgrounds, progress=not args.quiet)
-    return 0 if result.step >= 0 else 1
+    train(cfg, args.data, out, resume=args.resume, init_from=args.init_from,
+          val_root=args.val, val_backgrounds=args.val_backgrounds, progress=not args.quiet)
+    return 0
 
 
 def _cuda_available() -> bool:
@@ -78,6 +95,13 @@ def _cuda_available() -> bool:
 
 
 # -- cutout -------------------------------------------------------------------------------
+
+def _work_size(text: str) -> int | str:
+    try:
+        return parse_work_size(text) or "native"
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 def _trim_margin(text: str) -> int:
     value = int(text)
@@ -106,7 +130,8 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="an ONNX file or a training checkpoint (default: the bundled model)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, help="CPU threads for the network")
-    p.add_argument("--work-size", help="override the model's working size (an integer or 'native')")
+    p.add_argument("--work-size", type=_work_size,
+                   help="override the model's working size (an integer of at least 16, or 'native')")
     p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
                                                        "prediction (twice the network time)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (inputs never)")
@@ -124,6 +149,8 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_cutout(args: argparse.Namespace) -> int:
+    if _checkpoint_without_torch(args.model):
+        return 2
     from PIL import Image
 
     from .batch import CutoutOptions, parse_colour, plan_jobs, run_batch, shard
@@ -201,7 +228,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conditions", nargs="+", default=None, choices=("paper", "jpeg", "scene"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="use at most this many cutouts (evenly spaced)")
-    p.add_argument("--work-size", help="override the model's working size (an integer or 'native')")
+    p.add_argument("--work-size", type=_work_size,
+                   help="override the model's working size (an integer of at least 16, or 'native')")
     p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
                                                        "prediction (twice the network time)")
     p.add_argument("--out", type=Path, default=Path("eval-output"), help="report folder")
@@ -211,6 +239,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    if _checkpoint_without_torch(args.model):
+        return 2
     from .evaluate import CONDITIONS, markdown_table, run_evaluation
     from .inference import Matter
 
@@ -238,6 +268,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    if _torch_missing("kirinuki export"):
+        return 2
     from .export import export_checkpoint, parity_images
 
     diff = export_checkpoint(args.checkpoint, args.onnx, parity_images(), name=args.name)
@@ -271,6 +303,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         return 1
     from .inference import Matter
 
+    if _checkpoint_without_torch(args.model):
+        return 2
     if args.workers < 1 or args.queue < 0:
         _error("--workers must be at least 1 and --queue at least 0")
         return 2

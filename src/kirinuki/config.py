@@ -13,18 +13,44 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-__all__ = ["ModelConfig", "DataConfig", "OptimConfig", "LossConfig", "TrainConfig",
+__all__ = ["parse_work_size", "MIN_WORK_SIZE", "ModelConfig", "DataConfig", "OptimConfig", "LossConfig", "TrainConfig",
            "PRESETS", "load_config", "config_from_dict", "config_to_dict", "parse_override"]
 
 PRESETS = ("default", "paper", "lite")
+#: The smallest working size a network can be run at.
+MIN_WORK_SIZE = 16
+
+
+def parse_work_size(value: Any) -> int | None:
+    """A working size as the CLI, a config file or the predictor give it: a positive integer
+    (at least ``MIN_WORK_SIZE``), or ``native`` / ``none`` / None (the input's own size).
+    Anything else is a ``ValueError`` with a one-line reason."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("native", "none")):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"working size {value!r} is not a size (an integer or 'native')")
+    try:
+        size = int(value) if not isinstance(value, str) else int(value.strip())
+    except (TypeError, ValueError):
+        raise ValueError(f"working size {value!r} is not a size (an integer or 'native')") from None
+    if isinstance(value, float) and size != value:
+        raise ValueError(f"working size {value!r} is not a whole number of pixels")
+    if size < MIN_WORK_SIZE:
+        raise ValueError(f"working size {size} is too small (at least {MIN_WORK_SIZE}, or 'native')")
+    return size
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "kirinet"
     args: dict[str, Any] = field(default_factory=dict)
-    # Longest image side the network runs at; None runs at the input's own size.
-    work_size: int | None = 512
+    # Longest image side the network runs at; None ("native") runs at the input's own size.
+    # Read by parse_work_size, the same parser as --work-size and the predictor's.
+    work_size: Any = 512
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "work_size", parse_work_size(self.work_size))
+
     # Start the encoder from published ImageNet weights (architectures that have them, such
     # as kirilite); ignored when resuming or starting from a checkpoint (--init-from).
     pretrained: bool = False

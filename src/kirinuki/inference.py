@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
+from .config import parse_work_size
 from .guided import guided_upsample
 from .imaging import as_rgb_array, to_float
 
@@ -255,5 +256,4 @@ class Matter:
 def _with_work_size(info: ModelInfo, work_size: int | str | None) -> ModelInfo:
     if work_size is None:
         return info
-    ws = None if work_size == "native" else int(work_size)
-    return dataclasses.replace(info, work_size=ws)
+    return dataclasses.replace(info, work_size=parse_work_size(work_size))
