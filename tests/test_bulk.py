@@ -1,8 +1,10 @@
 """Bulk cutouts split across processes (as torchrun starts them): each input exactly once."""
 
 import csv
+import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -57,3 +59,38 @@ def test_torchrun_two_processes_do_every_input_exactly_once(tmp_path, tiny_onnx)
     assert again.returncode != 0
     statuses = sorted(r["status"] for r in manifest_rows())
     assert statuses == ["failed"] + ["skipped"] * 9
+
+
+def test_each_rank_gets_a_device_its_runtime_can_use():
+    from kirinuki.ranks import plan_rank
+
+    env = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
+    # GPU machine, bundled ONNX model, ONNX Runtime without CUDA: the CPU with a note, not a failure.
+    plan = plan_rank(None, "auto", None, env, cuda=True, onnx_cuda=False)
+    assert (plan.rank, plan.world, plan.device) == (3, 4, "cpu") and "no CUDA provider" in plan.note
+    assert plan.threads == max(1, (os.cpu_count() or 1) // 2)
+    # A checkpoint runs through PyTorch on this rank's own GPU; so does an ONNX Runtime with CUDA.
+    assert plan_rank("model.pt", "auto", None, env, cuda=True, onnx_cuda=False).device == "cuda:1"
+    assert plan_rank("m.onnx", "auto", None, env, cuda=True, onnx_cuda=True).device == "cuda:1"
+    # No GPU: each rank takes its share of the cores, or the threads it was given.
+    assert plan_rank(None, "auto", None, env, cuda=False).threads == max(1, (os.cpu_count() or 1) // 2)
+    assert plan_rank(None, "auto", 3, env, cuda=False).threads == 3
+    assert plan_rank(None, "cpu", None, {}, cuda=True).device == "cpu"
+
+
+def test_the_refinement_stays_within_its_thread_limit():
+    import threading
+
+    from kirinuki.guided import on_threads, set_thread_limit
+
+    def threads_used() -> set:
+        seen = set()
+        on_threads(lambda _: (seen.add(threading.get_ident()), time.sleep(0.01)), range(16))
+        return seen
+    try:
+        set_thread_limit(1)
+        assert threads_used() == {threading.get_ident()}
+        set_thread_limit(2)
+        assert len(threads_used()) <= 2
+    finally:
+        set_thread_limit(None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -86,14 +85,6 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
 # -- cutout -------------------------------------------------------------------------------
 
 def _work_size(text: str) -> int | str:
@@ -154,6 +145,8 @@ def _run_cutout(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from .batch import CutoutOptions, parse_colour, plan_jobs, run_batch, shard
+    from .guided import set_thread_limit
+    from .ranks import plan_rank
     from .inference import Matter
     from .progress import Progress
 
@@ -173,12 +166,11 @@ def _run_cutout(args: argparse.Namespace) -> int:
                          max_pixels=max_pixels)
     rank, world, device, threads = 0, 1, args.device, args.threads
     if args.distributed:
-        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-        local, local_world = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        if device in ("auto", "cuda") and _cuda_available():
-            device = f"cuda:{local}"
-        elif threads is None:  # share this machine's cores between its ranks
-            threads = max(1, (os.cpu_count() or 1) // local_world)
+        plan = plan_rank(args.model, args.device, args.threads)
+        rank, world, device, threads = plan.rank, plan.world, plan.device, plan.threads
+        set_thread_limit(threads)  # the refinement too stays within this rank's share
+        if plan.note and not args.quiet and rank == 0:
+            print(f"{PROG}: {plan.note}", file=sys.stderr, flush=True)
     matter = Matter(args.model, device=device, threads=threads, work_size=args.work_size, tta=args.tta)
     jobs = plan_jobs(args.inputs, args.output, opts.suffix)
     if args.distributed:

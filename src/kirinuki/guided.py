@@ -124,11 +124,22 @@ def bilinear_rows(plane: np.ndarray, out_h: int, out_w: int, y0: int, y1: int) -
     return np.stack([one(plane[..., c]) for c in range(plane.shape[2])], axis=-1)
 
 
+_thread_limit: int | None = None
+
+
+def set_thread_limit(threads: int | None) -> None:
+    """Cap the refinement's threads in this process (None: one per core, at most 8); a process
+    that owns only a share of the machine, as a rank of a bulk job does, sets its share."""
+    global _thread_limit
+    _thread_limit = None if threads is None else max(1, int(threads))
+
+
 def on_threads(work: Callable[[Any], None], items: Iterable[Any], serial: bool = False) -> None:
-    """Call ``work(item)`` for each item, on as many threads as there are cores (at most 8)
-    unless ``serial``: numpy and Pillow release the interpreter lock in the heavy loops."""
+    """Call ``work(item)`` for each item, on as many threads as there are cores (at most 8, or
+    the limit set by :func:`set_thread_limit`) unless ``serial``: numpy and Pillow release the
+    interpreter lock in the heavy loops."""
     items = list(items)
-    threads = 1 if serial else min(len(items), os.cpu_count() or 1, 8)
+    threads = 1 if serial else min(len(items), _thread_limit or os.cpu_count() or 1, 8)
     if threads <= 1:
         for item in items:
             work(item)
