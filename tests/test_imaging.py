@@ -88,3 +88,36 @@ def test_as_rgb_array_arrays():
     assert imaging.as_rgb_array(rgba).shape == (3, 4, 3)
     with pytest.raises(ValueError):
         imaging.as_rgb_array(np.zeros((3, 4), np.float32))
+
+
+def test_atomic_write_flushes_to_disk_and_leaves_nothing_on_error(tmp_path, monkeypatch):
+    import os
+
+    from kirinuki.imaging import atomic_write
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), real_fsync(fd)))
+    path = tmp_path / "out.bin"
+    atomic_write(path, lambda fh: fh.write(b"complete"))
+    assert path.read_bytes() == b"complete"
+    # the file's data and then the folder's entry went to disk
+    assert synced == [path.stat().st_ino, tmp_path.stat().st_ino]
+
+    def fails(fh):
+        fh.write(b"half")
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, fails)
+    assert path.read_bytes() == b"complete" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_a_manifest_that_fails_to_write_leaves_no_temporary_file(tmp_path):
+    from kirinuki.batch import BatchSummary, JobRecord
+
+    summary = BatchSummary([JobRecord(tmp_path / "a.jpg", None, "failed", 0.1, "r\\u00e9ason")])
+    target = tmp_path / "manifest.csv"
+    target.mkdir()  # a folder in the way: the rename fails
+    with pytest.raises(OSError):
+        summary.write_manifest(target)
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.csv"]

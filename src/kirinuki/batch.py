@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
 from .foreground import estimate_foreground
-from .imaging import atomic_save, image_to_rgba_or_rgb, open_temporary
+from .imaging import atomic_save, atomic_write, image_to_rgba_or_rgb
 from .inference import Matter
 
 __all__ = ["InputError", "CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
@@ -290,10 +290,7 @@ class BatchSummary:
         for r in self.records:
             w.writerow([r.source, r.target or "", r.status, f"{r.seconds:.3f}", r.reason])
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = open_temporary(path)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: fh.write(buf.getvalue().encode("utf-8")))
 
 
 def shard(jobs: Sequence[Job], rank: int, world: int) -> list[Job]:

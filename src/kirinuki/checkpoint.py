@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .imaging import open_temporary
+from .imaging import atomic_write
 from .models import AlphaNet, create_model
 
 FORMAT = "kirinuki-checkpoint"
@@ -25,14 +25,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = open_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, fh))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

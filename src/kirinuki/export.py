@@ -8,6 +8,7 @@ file's metadata under the key ``kirinuki``, so the ONNX file alone is enough to 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -19,7 +20,7 @@ import torch
 
 from ._version import __version__
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .imaging import open_temporary, to_float
+from .imaging import atomic_write, to_float
 from .inference import to_network_input
 from .models import AlphaNet
 
@@ -37,26 +38,19 @@ def export_onnx(model: AlphaNet, path: str | os.PathLike, meta: dict[str, Any]) 
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     example = torch.rand(1, 3, 2 * model.pad_multiple, 3 * model.pad_multiple)
-    fd, tmp = open_temporary(path)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(model, (example,), tmp, dynamo=False, opset_version=OPSET,
-                              input_names=["image"], output_names=["alpha"],
-                              dynamic_axes={"image": {0: "n", 2: "height", 3: "width"},
-                                            "alpha": {0: "n", 2: "height", 3: "width"}})
-        proto = onnx.load(tmp)
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "kirinuki", json.dumps(meta, sort_keys=True)
-        proto.producer_name = "kirinuki"
-        proto.producer_version = __version__
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    graph = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (example,), graph, dynamo=False, opset_version=OPSET,
+                          input_names=["image"], output_names=["alpha"],
+                          dynamic_axes={"image": {0: "n", 2: "height", 3: "width"},
+                                        "alpha": {0: "n", 2: "height", 3: "width"}})
+    proto = onnx.load_from_string(graph.getvalue())
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "kirinuki", json.dumps(meta, sort_keys=True)
+    proto.producer_name = "kirinuki"
+    proto.producer_version = __version__
+    return atomic_write(path, lambda fh: fh.write(proto.SerializeToString()))
 
 
 def parity_check(model: AlphaNet, onnx_path: str | os.PathLike, images: list[np.ndarray]) -> float:

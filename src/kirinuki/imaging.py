@@ -21,6 +21,7 @@ import io
 import os
 import secrets
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image
@@ -35,6 +36,7 @@ __all__ = [
     "to_float",
     "to_uint8",
     "atomic_save",
+    "atomic_write",
     "binary_dilate",
 ]
 
@@ -129,19 +131,44 @@ def open_temporary(path: str | os.PathLike) -> tuple[int, Path]:
     raise FileExistsError(f"{path}: could not create a temporary file beside it")
 
 
-def atomic_save(image: Image.Image, path: str | os.PathLike, **params) -> None:
-    """Save a Pillow image so that ``path`` is either absent or complete: write a temporary
-    file in the same folder, then rename it over ``path``."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file so that ``path`` is either absent or complete, even across a power loss:
+    ``write(fh)`` fills a temporary file in the same folder, which is flushed to disk,
+    renamed over ``path``, and the folder's entry flushed too. On any error the temporary
+    file is removed and ``path`` is left as it was."""
     path = Path(path)
-    fmt = params.pop("format", None) or Image.registered_extensions().get(path.suffix.lower())
     fd, tmp = open_temporary(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format=fmt, **params)
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without folder handles (Windows): the rename is what it has
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(image: Image.Image, path: str | os.PathLike, **params) -> None:
+    """Save a Pillow image atomically (see :func:`atomic_write`)."""
+    path = Path(path)
+    fmt = params.pop("format", None) or Image.registered_extensions().get(path.suffix.lower())
+    atomic_write(path, lambda fh: image.save(fh, format=fmt, **params))
 
 
 # -- reading pictures as users have them -------------------------------------------------
