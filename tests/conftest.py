@@ -84,6 +84,27 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny kirinet training checkpoint (working size 96) with non-trivial BatchNorm
+    statistics, so an export must carry them."""
+    import torch
+
+    from kirinuki.checkpoint import save_checkpoint
+    from kirinuki.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("kirinet", **TINY_KIRINET)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(2, 3, 64, 64))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint({"name": "tiny", "arch": "kirinet", "arch_args": model.config, "work_size": 96,
+                     "step": 0, "model": model.state_dict()}, path)
+    return path
+
+
 def sample_over_magenta() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The white-background sample recomposited over pure magenta with its true alpha.
 

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +108,27 @@ def test_cutout_on_magenta_loses_most_of_its_magenta_halo(onnx_matter):
         return 255 * float(cast[band].mean())
     kept, cleaned = magenta_cast(False), magenta_cast(True)
     assert kept > 10 and cleaned < 0.6 * kept, (kept, cleaned)
+
+
+def test_bundling_swaps_files_only_after_every_check(tmp_path, tiny_checkpoint_path):
+    """A bundle that fails its parity check leaves the bundle that was there byte for byte."""
+    tool = [sys.executable, str(Path(__file__).resolve().parents[1] / "tools" / "bundle_model.py"),
+            str(tiny_checkpoint_path), "--weights", str(tmp_path), "--slot", "quality", "--version", "t1"]
+    ok = subprocess.run(tool, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    manifest = json.loads((tmp_path / "quality.json").read_text())
+    for name in ("quality.onnx", "quality.pt"):
+        assert bundled_file(name, tmp_path)  # checksums match the manifest
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    bad = subprocess.run([*tool[:-1], "t2", "--tolerance", "0"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "differ by" in bad.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing staged is left either
+    assert manifest["version"] == "t1" and manifest["name"] == "kirinuki-default"
+
+
+def test_a_bundled_model_is_named_by_its_slot(onnx_matter):
+    from kirinuki.inference import bundled_slots
+
+    assert "default" in bundled_slots()
+    named = Matter("default")
+    assert named.info.source == onnx_matter.info.source and named.info.name == onnx_matter.info.name

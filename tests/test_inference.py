@@ -3,29 +3,17 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_KIRINET, sample_over_magenta
-from kirinuki.checkpoint import save_checkpoint
+from conftest import sample_over_magenta
 from kirinuki.export import export_checkpoint, parity_images
 from kirinuki.guided import bilinear_rows, box_mean, guided_upsample
 from kirinuki.inference import Matter, ModelError
 from kirinuki.metrics import edge_iou, mae
-from kirinuki.models import create_model
 from kirinuki.samples import sample_paths
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("kirinet", **TINY_KIRINET)
-    # non-trivial BatchNorm statistics, so the export must carry them
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.rand(2, 3, 64, 64))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint({"name": "tiny", "arch": "kirinet", "arch_args": model.config, "work_size": 96,
-                     "step": 0, "model": model.state_dict()}, path)
-    return path
+def tiny_checkpoint(tiny_checkpoint_path):
+    return tiny_checkpoint_path
 
 
 def test_box_mean_matches_a_direct_window_mean(rng):

@@ -13,6 +13,9 @@ from .config import PRESETS, parse_work_size
 PROG = "kirinuki"
 
 
+MODEL_HELP = "an ONNX file, a training checkpoint, or a bundled model's name (default: the bundled default)"
+
+
 def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
 
@@ -28,8 +31,10 @@ def _torch_missing(what: str) -> bool:
 
 
 def _checkpoint_without_torch(model: str | None) -> bool:
-    return bool(model) and not str(model).lower().endswith(".onnx") and _torch_missing(
-        f"--model {model} (a training checkpoint)")
+    if not model or str(model).lower().endswith(".onnx"):
+        return False
+    from .inference import bundled_slots
+    return str(model) not in bundled_slots() and _torch_missing(f"--model {model} (a training checkpoint)")
 
 
 def _version_text() -> str:
@@ -118,7 +123,7 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("png", "webp"), default="png", help="png, or lossless webp")
     p.add_argument("--trim", nargs="?", const=0, type=_trim_margin, metavar="MARGIN",
                    help="crop to the content's bounding box plus MARGIN pixels (default 0)")
-    p.add_argument("--model", help="an ONNX file or a training checkpoint (default: the bundled model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, help="CPU threads for the network")
     p.add_argument("--work-size", type=_work_size,
@@ -215,7 +220,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                                    "PSNR / pixel accuracy / IoU (the paper's) plus MAE, gradient error and edge IoU.")
     p.add_argument("--data", required=True, type=Path, help="folder of RGBA cutouts (e.g. the validation set)")
     p.add_argument("--backgrounds", type=Path, help="folder of scene backgrounds (for the scene condition)")
-    p.add_argument("--model", help="ONNX file or training checkpoint (default: the bundled model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--sizes", nargs="+", type=_size, default=[256, 512, "native"])
     p.add_argument("--conditions", nargs="+", default=None, choices=("paper", "jpeg", "scene"))
     p.add_argument("--seed", type=int, default=0)
@@ -281,7 +286,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queue", type=int, default=8, help="requests allowed to wait; more get 503 (default 8)")
     p.add_argument("--max-upload-mb", type=float, default=25.0)
     p.add_argument("--max-pixels", type=float, default=100.0, metavar="MP")
-    p.add_argument("--model", help="an ONNX file or a training checkpoint (default: the bundled model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, help="CPU threads for the network")
     p.set_defaults(func=_run_serve)

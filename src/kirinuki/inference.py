@@ -56,7 +56,7 @@ class ModelInfo:
         return f"{self.name} ({self.arch}, working size {ws})"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -70,15 +70,15 @@ def weights_folder() -> Path:
 
 
 def bundled_file(filename: str, folder: Path | None = None) -> Path:
-    """A file of the bundled default model (``default.onnx``, ``default.pt``), after checking
-    its checksum against the manifest ``default.json`` beside it."""
+    """A file of a bundled model (``default.onnx``, ``quality.pt``...), after checking its
+    checksum against that model's manifest beside it (``default.json``...)."""
     folder = folder or weights_folder()
-    manifest = folder / f"{DEFAULT_MODEL}.json"
+    manifest = folder / f"{Path(filename).stem}.json"
     path = folder / filename
     if not manifest.exists() or not path.exists():
         raise ModelError(f"{path}: the bundled model is missing from this installation")
     expected = json.loads(manifest.read_text("utf-8"))["files"][filename]["sha256"]
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise ModelError(f"{path}: checksum mismatch (expected {expected[:12]}..., got {actual[:12]}...); "
                          "reinstall kirinuki")
@@ -90,10 +90,15 @@ def default_model_path() -> Path:
     return bundled_file(f"{DEFAULT_MODEL}.onnx")
 
 
-def bundled_model_info() -> dict[str, Any]:
-    """The bundled model's manifest (name, version, metrics, checksums), without loading it."""
-    path = weights_folder() / f"{DEFAULT_MODEL}.json"
+def bundled_model_info(slot: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """A bundled model's manifest (name, version, metrics, checksums), without loading it."""
+    path = weights_folder() / f"{slot}.json"
     return json.loads(path.read_text("utf-8")) if path.exists() else {}
+
+
+def bundled_slots() -> list[str]:
+    """The names of the bundled models (``default``, and ``quality`` when it is bundled)."""
+    return sorted(p.stem for p in weights_folder().glob("*.json") if (p.with_suffix(".onnx")).exists())
 
 
 def prepare_input(rgb: np.ndarray, work_size: int | None) -> np.ndarray:
@@ -183,7 +188,8 @@ def _module_runner(module: Any, device: str, threads: int | None) -> Callable[[n
 class Matter:
     """A loaded alpha model, reused across calls.
 
-    model: None (the bundled default), a path to an ``.onnx`` file (ONNX Runtime, no
+    model: None (the bundled default), the name of a bundled model (``quality`` where it is
+    bundled), a path to an ``.onnx`` file (ONNX Runtime, no
     PyTorch needed) or to a training checkpoint ``.pt`` (PyTorch). device: ``auto``, ``cpu``
     or ``cuda``. threads: CPU threads (None: the runtime's default). work_size: override the
     model's working size (an int, or ``"native"`` to run at the input's own size). tta:
@@ -194,9 +200,10 @@ class Matter:
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  threads: int | None = None, work_size: int | str | None = None,
                  refine: bool = True, tta: bool = False) -> None:
-        if model is None:
-            path = default_model_path()
-            manifest = bundled_model_info()
+        if model is None or (str(model) in bundled_slots() and not Path(model).exists()):
+            slot = DEFAULT_MODEL if model is None else str(model)
+            path = bundled_file(f"{slot}.onnx")
+            manifest = bundled_model_info(slot)
         else:
             path = Path(model)
             manifest = {}

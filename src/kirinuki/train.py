@@ -204,9 +204,9 @@ def _validate(model: AlphaNet, cfg: TrainConfig, cases: list, device: torch.devi
 
 
 def _initial_weights(init_from: str | Path) -> dict[str, Any]:
-    if str(init_from) == "default":
-        from .inference import bundled_file
-        init_from = bundled_file("default.pt")
+    from .inference import bundled_file, bundled_slots
+    if str(init_from) in bundled_slots() and not Path(init_from).exists():
+        init_from = bundled_file(f"{init_from}.pt")
     return load_checkpoint(init_from)
 
 
