@@ -137,13 +137,6 @@ def test_gif_first_frame(tmp_path):
     assert r > 200 and b < 50
 
 
-def test_exif_orientation_is_applied(tmp_path):
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    picture(tmp_path / "o.jpg", size=(40, 30), exif=exif)
-    assert open_image(tmp_path / "o.jpg").size == (30, 40)
-
-
 def linear_rgb_icc() -> bytes:
     """A minimal ICC v2 display profile: sRGB primaries with a linear (gamma 1.0) curve."""
     import struct
@@ -315,3 +308,115 @@ def test_the_same_file_named_twice_is_taken_once(tmp_path, tiny_onnx):
     r = cli(a, a, tmp_path / "dir", "./dir/a.jpg", "-o", tmp_path / "out", "--model", tiny_onnx, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "1 done, 0 skipped, 0 failed" in r.stderr
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels but holds no pixel data (a few bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_the_pixel_limit_is_checked_from_the_header_without_decoding():
+    import time
+
+    huge = png_header_only(40_000, 25_000)  # declares 1,000 MP in 45 bytes
+    started = time.perf_counter()
+    with pytest.raises(InputError, match="1000.0 MP, over the limit of 100 MP") as exc:
+        open_image(huge)
+    assert exc.value.kind == "too_large" and time.perf_counter() - started < 1.0
+
+
+def test_one_pixel_limit_everywhere_not_pillows_own():
+    """A limit above Pillow's own (about 179 MP) is the one that applies in the API too."""
+    declared_200mp = png_header_only(20_000, 10_000)
+    with pytest.raises(InputError) as exc:
+        open_image(declared_200mp, max_pixels=300_000_000)
+    assert exc.value.kind == "corrupt"  # under the limit: it was opened, and has no pixel data
+    with pytest.raises(InputError, match="over the limit of 150 MP"):
+        open_image(declared_200mp, max_pixels=150_000_000)
+
+
+# -- what the opener does to pixels ---------------------------------------------------------
+
+def test_exif_orientation_turns_and_mirrors_the_pixels(tmp_path):
+    arr = np.zeros((30, 40, 3), np.uint8)
+    arr[:10, :10] = (255, 0, 0)  # a red block in the stored top-left corner
+    for tag, size, corner in ((6, (30, 40), (slice(0, 10), slice(20, 30))),   # turn 90 degrees clockwise
+                              (8, (30, 40), (slice(30, 40), slice(0, 10))),   # turn 90 anticlockwise
+                              (2, (40, 30), (slice(0, 10), slice(30, 40)))):  # mirror left-right
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        Image.fromarray(arr).save(tmp_path / f"o{tag}.png", exif=exif)
+        out = np.asarray(open_image(tmp_path / f"o{tag}.png"))
+        assert out.shape[1::-1] == size, tag
+        red = (out[..., 0] == 255) & (out[..., 2] == 0)
+        assert red[corner].all() and red.sum() == 100, tag
+
+
+@pytest.mark.parametrize("mode, expected", [("P", (30, 140, 220)), ("L", (90, 90, 90)), ("LA", (90, 90, 90)),
+                                            ("CMYK", None), ("I;16", (156, 156, 156))])
+def test_modes_convert_to_the_right_colours(tmp_path, mode, expected):
+    path = tmp_path / ("a.tif" if mode in ("CMYK", "I;16") else "a.png")
+    if mode == "P":
+        Image.new("RGB", (8, 8), expected).quantize(4).save(path)
+    elif mode in ("L", "LA"):
+        Image.new(mode, (8, 8), 90 if mode == "L" else (90, 255)).save(path)
+    elif mode == "CMYK":
+        Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(path)  # full magenta + yellow: red
+        expected = (255, 0, 0)
+    else:  # 16-bit: 40000 of 65535 is 156 of 255 (clipping would give 255)
+        Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(path)
+    assert open_image(path).convert("RGB").getpixel((3, 3)) == expected
+
+
+@pytest.mark.parametrize("mode, key", [("RGB", (10, 200, 30)), ("L", 77)])
+def test_a_colour_keyed_picture_keeps_its_transparency(tmp_path, tiny_onnx, mode, key):
+    arr = np.full((30, 40, 3), 250, np.uint8)
+    arr[:, :15] = key if mode == "RGB" else (key,) * 3
+    Image.fromarray(arr).convert(mode).save(tmp_path / "keyed.png", transparency=key)
+    out = tmp_path / "out"
+    r = cli(tmp_path / "keyed.png", "-o", out, "--model", tiny_onnx)
+    assert r.returncode == 0 and "already has transparency" in r.stderr
+    alpha = np.asarray(Image.open(out / "keyed.png").getchannel("A"))
+    assert (alpha[:, :15] == 0).all() and (alpha[:, 15:] == 255).all()
+
+
+def grey_gamma_icc() -> bytes:
+    """A minimal ICC v2 grayscale profile with a linear (gamma 1.0) curve."""
+    import struct
+
+    def s15(v):
+        return struct.pack(">i", round(v * 65536))
+    tags = [(b"wtpt", b"XYZ " + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249)),
+            (b"kTRC", b"curv" + b"\0" * 4 + struct.pack(">IH", 1, 0x0100) + b"\0\0")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrGRAYXYZ "
+              + b"\0" * 12 + b"acsp" + b"\0" * 28 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    return header + table + data
+
+
+def test_icc_profiles_convert_palette_and_grey_with_alpha_pictures(tmp_path):
+    # Mid-grey 128 in linear light is about 188 in sRGB, whatever the picture's mode.
+    Image.new("RGB", (8, 8), (128, 128, 128)).quantize(2).save(tmp_path / "p.png", icc_profile=linear_rgb_icc())
+    Image.new("LA", (8, 8), (128, 200)).save(tmp_path / "la.png", icc_profile=grey_gamma_icc())
+    for name in ("p.png", "la.png"):
+        out = open_image(tmp_path / name)
+        assert abs(out.convert("RGB").getpixel((2, 2))[1] - 188) <= 3, name
+    assert open_image(tmp_path / "la.png").getchannel("A").getpixel((2, 2)) == 200
+
+
+def test_an_unusable_profile_is_ignored_with_a_note(tmp_path, tiny_onnx):
+    # A grayscale profile on an RGB picture cannot be applied.
+    Image.new("RGB", (40, 30), (128, 10, 10)).save(tmp_path / "mismatch.png", icc_profile=grey_gamma_icc())
+    r = cli(tmp_path / "mismatch.png", "-o", tmp_path / "out", "--model", tiny_onnx)
+    assert r.returncode == 0
+    assert f"kirinuki: {tmp_path / 'mismatch.png'}: colour profile ignored" in r.stderr

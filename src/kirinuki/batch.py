@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
 from .foreground import estimate_foreground
-from .imaging import atomic_save, atomic_write, image_to_rgba_or_rgb
+from .imaging import NOTE_KEY, atomic_save, atomic_write, image_to_rgba_or_rgb
 from .inference import Matter
 
 __all__ = ["InputError", "CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
@@ -96,6 +96,9 @@ def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MA
         except PermissionError:
             raise InputError("permission denied", "missing") from None
         stream = p
+    # Pillow refuses pictures over twice its own limit before ours is checked: the limit
+    # asked for here is the one that applies, in the CLI, the API and the web app alike.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -319,6 +322,8 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
                 on_note(job.source, f"skipped: {reason}")
                 continue
             image = open_image(job.source, opts.max_pixels)
+            if image.info.get(NOTE_KEY):
+                on_note(job.source, image.info[NOTE_KEY])
             if opts.trim is None:  # the output has the input's size: refuse before the work
                 check_encodable(image.size, opts.fmt)
             out, note = render(matter, image, opts)

@@ -147,8 +147,6 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
 def _run_cutout(args: argparse.Namespace) -> int:
     if _checkpoint_without_torch(args.model):
         return 2
-    from PIL import Image
-
     from .batch import CutoutOptions, parse_colour, plan_jobs, run_batch, shard
     from .guided import set_thread_limit
     from .ranks import plan_rank
@@ -164,8 +162,6 @@ def _run_cutout(args: argparse.Namespace) -> int:
         _error(f"{args.output}: not a folder")
         return 2
     max_pixels = int(args.max_pixels * 1e6)
-    # Pillow refuses pictures over twice its own limit before we can check ours.
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
     opts = CutoutOptions(mask=args.mask, background=background, fmt=args.format, trim=args.trim,
                          overwrite=args.overwrite, force=args.force, decontaminate=args.decontaminate,
                          max_pixels=max_pixels)

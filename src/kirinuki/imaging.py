@@ -173,46 +173,71 @@ def atomic_save(image: Image.Image, path: str | os.PathLike, **params) -> None:
 
 # -- reading pictures as users have them -------------------------------------------------
 
-def _flatten_mode(im: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB or RGBA, keeping transparency where the file has it."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit grayscale: scale to 8 bits rather than clipping at 255.
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        return Image.fromarray(to_uint8(arr / top)).convert("RGB")
+#: Where a decoded picture carries a note for the user (a colour profile that was ignored).
+NOTE_KEY = "kirinuki_note"
+
+
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """16/32-bit integer or float grayscale -> 8-bit L, scaled rather than clipped at 255."""
+    arr = np.asarray(im, dtype=np.float64)
     if im.mode == "F":
-        return Image.fromarray(to_uint8(np.asarray(im))).convert("RGB")
-    if im.mode == "P":
-        return im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        return im.convert("RGBA")
-    if im.mode == "RGB":
-        return im
-    return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, ...
+        return Image.fromarray(to_uint8(arr))
+    top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+    return Image.fromarray(to_uint8(arr / top))
+
+
+def _split_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """Any Pillow mode -> (colour in RGB, L or CMYK, alpha or None), keeping transparency
+    where the file has it: an alpha channel, a palette's transparent entries, or a tRNS colour
+    key on an RGB or grayscale picture (GIF and PNG both have it)."""
+    keyed = "transparency" in im.info
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _eight_bit(im), None
+    if im.mode == "P" or (keyed and im.mode in ("1", "L", "RGB")):
+        im = im.convert("RGBA") if keyed else im.convert("RGB")
+    if im.mode in ("LA", "La"):
+        im = im.convert("LA")
+        return im.getchannel("L"), im.getchannel("A")
+    if im.mode in ("RGBA", "PA", "RGBa"):
+        im = im.convert("RGBA")
+        return im.convert("RGB"), im.getchannel("A")
+    if im.mode in ("RGB", "L", "CMYK"):
+        return im, None
+    return im.convert("RGB"), None  # 1, YCbCr, LAB, HSV, ...
+
+
+def _to_srgb(colour: Image.Image, icc: bytes) -> tuple[Image.Image, str | None]:
+    """Convert ``colour`` (RGB, L or CMYK) from its ICC profile to sRGB. Returns (RGB picture,
+    None), or (the plain conversion, a note saying why the profile was ignored)."""
+    from PIL import ImageCms
+
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(colour, src, ImageCms.createProfile("sRGB"), outputMode="RGB"), None
+    except Exception as exc:  # an unusable or mismatched profile
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        return colour.convert("RGB"), f"colour profile ignored ({reason}); colours read as sRGB"
 
 
 def image_to_rgba_or_rgb(image: "Image.Image") -> Image.Image:
     """A decoded Pillow image -> RGB or RGBA, colour-managed to sRGB when it carries an ICC
-    profile, with its EXIF orientation applied."""
+    profile (whatever its mode: palette, grayscale with alpha and 16-bit included), with its
+    EXIF orientation applied. A profile that cannot be used is ignored with a note in
+    ``info[NOTE_KEY]``."""
     from PIL import ImageOps
 
     im = ImageOps.exif_transpose(image)
     icc = im.info.get("icc_profile")
+    colour, alpha = _split_alpha(im)
+    note = None
     if icc:
-        try:
-            from PIL import ImageCms
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            dst = ImageCms.createProfile("sRGB")
-            if im.mode in ("RGB", "CMYK", "L"):
-                out_mode = "RGB"
-                im = ImageCms.profileToProfile(im, src, dst, outputMode=out_mode)
-            elif im.mode == "RGBA":
-                rgb = ImageCms.profileToProfile(im.convert("RGB"), src, dst, outputMode="RGB")
-                rgb.putalpha(im.getchannel("A"))
-                im = rgb
-        except Exception:
-            pass  # an unusable profile: fall back to the plain conversion below
-    return _flatten_mode(im)
+        colour, note = _to_srgb(colour, icc)
+    out = colour.convert("RGB")
+    if alpha is not None:
+        out.putalpha(alpha)
+    if note:
+        out.info[NOTE_KEY] = note
+    return out
 
 
 def as_rgb_array(image: "str | os.PathLike | Image.Image | np.ndarray") -> np.ndarray:
