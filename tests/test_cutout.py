@@ -86,16 +86,47 @@ def test_mask_background_webp_and_trim(tmp_path, tiny_onnx):
     mask = Image.open(tmp_path / "m" / "c.png")
     assert mask.mode == "L" and np.asarray(mask)[10, 15] == 255 and np.asarray(mask)[0, 0] == 0
     r = cli(src, "-o", tmp_path / "b", "--model", tiny_onnx, "--background", "#00ff00", "-q")
+    assert r.returncode == 0, r.stderr
     flat = Image.open(tmp_path / "b" / "c.png")
     assert flat.mode == "RGB" and flat.getpixel((0, 0)) == (0, 255, 0) and flat.getpixel((15, 10)) == (255, 0, 0)
     r = cli(src, "-o", tmp_path / "w", "--model", tiny_onnx, "--format", "webp", "-q")
+    assert r.returncode == 0, r.stderr
     webp = Image.open(tmp_path / "w" / "c.webp")
     assert webp.format == "WEBP" and webp.mode == "RGBA"
     assert np.array_equal(np.asarray(webp), np.asarray(Image.open(src)))  # lossless
     r = cli(src, "-o", tmp_path / "t", "--model", tiny_onnx, "--trim", "2", "-q")
+    assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "t" / "c.png").size == (15 + 4, 15 + 4)
     r = cli(src, "-o", tmp_path / "t0", "--model", tiny_onnx, "--trim", "-q")
+    assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "t0" / "c.png").size == (15, 15)
+
+
+def test_options_on_a_predicted_alpha(tmp_path):
+    """The options on an opaque picture, whose alpha the bundled model predicts: every run
+    exits 0 and each output agrees with the plain cutout of the same picture."""
+    from kirinuki.samples import sample_paths
+
+    src = next(p for p in sample_paths() if "white" in p.name)
+    runs = {"plain": [], "mask": ["--mask"], "flat": ["--background", "#00ff00"], "webp": ["--format", "webp"],
+            "trim": ["--trim", "3"]}
+    for name, flags in runs.items():
+        r = cli(src, "-o", tmp_path / name, *flags, "-q")
+        assert r.returncode == 0, (name, r.stderr)
+    rgba = np.asarray(Image.open(tmp_path / "plain" / (src.stem + ".png")))
+    alpha = rgba[..., 3]
+    assert 0.1 < np.mean(alpha == 255) < 0.6 and 0.3 < np.mean(alpha == 0) < 0.9  # a figure was cut out
+    mask = np.asarray(Image.open(tmp_path / "mask" / (src.stem + ".png")))
+    assert mask.ndim == 2 and np.array_equal(mask, alpha)
+    flat = np.asarray(Image.open(tmp_path / "flat" / (src.stem + ".png"))).astype(int)
+    assert flat.shape == rgba.shape[:2] + (3,)
+    assert (flat[alpha == 0] == (0, 255, 0)).all() and (flat[alpha == 255] == rgba[alpha == 255][:, :3]).all()
+    webp = Image.open(tmp_path / "webp" / (src.stem + ".webp"))
+    assert webp.format == "WEBP" and np.array_equal(np.asarray(webp)[..., 3], alpha)  # lossless alpha
+    trimmed = np.asarray(Image.open(tmp_path / "trim" / (src.stem + ".png")))
+    ys, xs = np.nonzero(alpha)
+    box = (min(ys.max() + 4, alpha.shape[0]) - max(ys.min() - 3, 0), min(xs.max() + 4, alpha.shape[1]) - max(xs.min() - 3, 0))
+    assert trimmed.shape[:2] == box and trimmed[..., 3].sum() == alpha.astype(int).sum()
 
 
 def test_existing_alpha_is_kept_unless_forced(tmp_path, tiny_onnx):
