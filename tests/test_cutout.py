@@ -451,3 +451,14 @@ def test_an_unusable_profile_is_ignored_with_a_note(tmp_path, tiny_onnx):
     r = cli(tmp_path / "mismatch.png", "-o", tmp_path / "out", "--model", tiny_onnx)
     assert r.returncode == 0
     assert f"kirinuki: {tmp_path / 'mismatch.png'}: colour profile ignored" in r.stderr
+
+
+def test_symlinked_sub_folders_are_walked_once(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    picture(tmp_path / "elsewhere" / "b.jpg")
+    picture(tmp_path / "in" / "a.jpg")
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "in")  # a cycle must end
+    jobs = plan_jobs([tmp_path / "in"], tmp_path / "out", ".png")
+    assert [j.target.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["a.png", "linked/b.png"]

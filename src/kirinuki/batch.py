@@ -229,8 +229,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str) ->
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
-                           and not _key(f).is_relative_to(out_key))
+            files = _pictures_under(p, out_key)
             if not files:
                 add(p, None, "folder holds no supported pictures")
             for f in files:
@@ -252,6 +251,21 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str) ->
                 claimed[key] = src
         jobs.append(Job(src, target, err))
     return jobs
+
+
+def _pictures_under(folder: Path, skip: Path) -> list[Path]:
+    """Supported pictures under ``folder``, sorted: symlinked sub-folders are followed (each
+    real folder walked once, so a link loop ends), and the folder ``skip`` is left out."""
+    found, visited = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = _key(Path(root))
+        if real in visited or real.is_relative_to(skip):
+            dirs[:] = []
+            continue
+        visited.add(real)
+        found += [Path(root) / f for f in files if Path(f).suffix.lower() in INPUT_SUFFIXES
+                  and (Path(root) / f).is_file()]
+    return sorted(found)
 
 
 def _key(path: Path) -> Path:
