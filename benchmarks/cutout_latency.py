@@ -2,6 +2,7 @@
 
     python benchmarks/cutout_latency.py [--sizes 512 1024 2048 4096 8000] [--engines onnx torch]
                                         [--repeats 5] [--folder 100] [--json results.json]
+                                        [--model default|quality|FILE] [--cli 1024]
 
 Each (engine, size) runs in a fresh process, so its peak RSS is its own: the sample picture
 is resized to NxN and saved as JPEG, then timed end to end exactly as ``kirinuki cutout``
@@ -9,7 +10,9 @@ does it (decode, network at the working size, guided refinement, decontamination
 encode and write), median of the warm repeats after one warm-up; "network" is the model
 call alone on the prepared input. ``onnx`` is ONNX Runtime on the bundled default.onnx;
 ``torch`` is PyTorch on the bundled default.pt. ``--folder N`` times N pictures of mixed
-sizes (256 to 2048 px) through the batch runner.
+sizes (256 to 2048 px) through the batch runner. ``--cli`` times whole ``kirinuki cutout``
+processes on one picture (interpreter and model start-up included), beside the warm
+in-process figure.
 """
 
 from __future__ import annotations
@@ -38,9 +41,30 @@ def make_picture(size: int, folder: Path) -> Path:
     return path
 
 
+MODEL = os.environ.get("KIRINUKI_BENCH_MODEL", "default")
+
+
 def model_path(engine: str) -> str:
-    from kirinuki.inference import bundled_file
-    return str(bundled_file("default.onnx" if engine == "onnx" else "default.pt"))
+    """The bundled model ``MODEL`` (``--model``: default or quality) for the engine, or a
+    file given by path."""
+    from kirinuki.inference import bundled_file, bundled_slots
+    if MODEL not in bundled_slots():
+        return MODEL
+    return str(bundled_file(f"{MODEL}.onnx" if engine == "onnx" else f"{MODEL}.pt"))
+
+
+def measure_cli(size: int, repeats: int) -> float:
+    """Median wall time of one ``kirinuki cutout`` process on one picture, start-up included."""
+    folder = Path(tempfile.mkdtemp(prefix="kirinuki-cli-"))
+    src = make_picture(size, folder)
+    cmd = [sys.executable, "-m", "kirinuki", "cutout", str(src), "-o", str(folder / "out"), "--overwrite", "-q",
+           "--model", MODEL if MODEL in ("default", "quality") else model_path("onnx")]
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])  # the first run warms the disk cache
 
 
 def measure_one(engine: str, size: int, repeats: int, threads: int | None) -> dict:
@@ -116,9 +140,15 @@ def main() -> int:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--folder", type=int, default=100, help="pictures in the folder run (0: skip)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--model", default=MODEL, help="a bundled model's name (default, quality) or a model file")
+    ap.add_argument("--cli", type=int, nargs="*", default=[1024], metavar="SIZE",
+                    help="also time the one-file CLI (start-up included) at these sizes")
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "SIZE"), help=argparse.SUPPRESS)
     ap.add_argument("--folder-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    os.environ["KIRINUKI_BENCH_MODEL"] = args.model  # the measuring subprocesses use it too
+    global MODEL
+    MODEL = args.model
     if args.one:
         print(json.dumps(measure_one(args.one[0], int(args.one[1]), args.repeats, args.threads)))
         return 0
@@ -138,6 +168,11 @@ def main() -> int:
             rows.append(row)
             print(f"{engine:<7} {size:>6} {row['end_to_end_s']:>10.3f}s {row['network_s']:>8.3f}s "
                   f"{row['peak_rss_mb']:>8.0f} MB", flush=True)
+    cli_rows = []
+    for size in args.cli:
+        seconds = measure_cli(size, args.repeats)
+        cli_rows.append({"size": size, "cli_s": round(seconds, 3)})
+        print(f"one-file CLI, {size}x{size}, start-up included: {seconds:.3f}s", flush=True)
     folder = None
     if args.folder:
         cmd = [sys.executable, __file__, "--folder-only", "--folder", str(args.folder)]
@@ -154,7 +189,8 @@ def main() -> int:
             meta["torch"] = torch.__version__
         except ImportError:
             pass
-        args.json.write_text(json.dumps({"meta": meta, "rows": rows, "folder": folder}, indent=1))
+        args.json.write_text(json.dumps({"meta": meta, "model": args.model, "rows": rows, "cli": cli_rows,
+                                          "folder": folder}, indent=1))
     return 0
 
 

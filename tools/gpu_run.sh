@@ -6,7 +6,8 @@
 # Everything ends within SECONDS (default 560) of the start:
 #   1. the batched inference throughput at 1024x1024 (whole tensor path) and the training
 #      throughput at 256x256 with the data pipeline included, for docs/benchmarks.md;
-#   2. the default model, continued from the bundled weights (--init-from default), and the
+#   2. the default model (PRESET, default: the default recipe), continued from INIT (default:
+#      the bundled weights; PRESET=lite INIT=quality continues the pretrained network), and the
 #      paper preset from scratch, trained side by side on the same GPU for the same minutes
 #      (the rest of the budget), the default model with most of the CPU cores;
 #   3. weights-only copies of the results and the logs, small enough to come back.
@@ -33,6 +34,8 @@ BENCH=${BENCH:-1}                 # 0: skip the throughput measurements
 SIZES=${SIZES:-[384,448,512]}     # training canvases of the default model
 WORK=${WORK:-512}                 # its working size
 LR=${LR:-1e-3}
+PRESET=${PRESET:-default}         # the recipe: default (kirinet) or lite (pretrained kirilite)
+INIT=${INIT:-default}             # weights to continue: a bundled model's name or a checkpoint
 DATA=.data/compact
 PY=${PY:-python3}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -59,8 +62,8 @@ fi
 SECS=$(( $(left) - 45 ))
 MIN=$($PY -c "print(round(max(0.2, $SECS / 60 - 0.4), 2))")   # 0.4 min: start-up before the clock
 say "training for $MIN minutes"
-timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --data "$DATA" --val "$DATA/val/anime" \
-    --out "$OUT/default" --init-from default --minutes "$MIN" --batch "$BATCH" --workers "$WORKERS" -q \
+timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset "$PRESET" --data "$DATA" --val "$DATA/val/anime" \
+    --out "$OUT/default" --init-from "$INIT" --minutes "$MIN" --batch "$BATCH" --workers "$WORKERS" -q \
     --set "sizes=$SIZES" --set model.work_size=$WORK --set optim.lr=$LR \
     --set optim.warmup_steps=50 --set optim.decay_over_minutes=true --set optim.min_lr_ratio=0.05 \
     --set val_every=500 --set ckpt_every=250 --set log_every=50 > "$OUT/default/stderr.txt" 2>&1 &
