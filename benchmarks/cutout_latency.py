@@ -133,6 +133,7 @@ def measure_folder(count: int, threads: int | None) -> dict:
 
 
 def main() -> int:
+    global MODEL
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8000])
     ap.add_argument("--engines", nargs="+", default=["onnx", "torch"], choices=("onnx", "torch"))
@@ -147,7 +148,6 @@ def main() -> int:
     ap.add_argument("--folder-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ["KIRINUKI_BENCH_MODEL"] = args.model  # the measuring subprocesses use it too
-    global MODEL
     MODEL = args.model
     if args.one:
         print(json.dumps(measure_one(args.one[0], int(args.one[1]), args.repeats, args.threads)))
