@@ -149,6 +149,20 @@ def test_limits_answer_clear_json_errors(server):
     assert status == 422
 
 
+def test_keep_and_drop_points(server):
+    white = io.BytesIO()
+    Image.new("RGB", (60, 40), "white").save(white, "PNG")
+    status, _, body = post(server.url, white.getvalue(), keep="5,5", drop="")
+    assert status == 200 and np.asarray(Image.open(io.BytesIO(body)).getchannel("A")).min() == 255
+    status, _, body = post(server.url, white.getvalue(), keep="5,5", drop="50,30")
+    assert status == 200 and np.asarray(Image.open(io.BytesIO(body)).getchannel("A")).max() == 0
+    for fields, text in [({"keep": "5;5"}, "not a point"), ({"drop": "a,b"}, "not a point"),
+                         ({"keep": ";".join(["1,1"] * 20), "drop": ";".join(["2,2"] * 13)}, "at most 32"),
+                         ({"keep": "60,5"}, "outside the 60x40 picture")]:
+        status, headers, body = post(server.url, white.getvalue(), **fields)
+        assert status == 422 and text in json.loads(body)["error"], (fields, body)
+
+
 def test_download_names_are_safe():
     assert safe_download_name("../../etc/passwd.jpg", ".png") == ("passwd.png", "passwd.png")
     assert safe_download_name("C:\\Users\\x\\chara 1.jpeg", ".png") == ("chara_1.png", "chara 1.png")

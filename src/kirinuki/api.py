@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -41,22 +42,28 @@ def _as_image(image: "str | os.PathLike | Image.Image | np.ndarray") -> Image.Im
     return open_image(image)
 
 
-def predict_alpha(image: "str | os.PathLike | Image.Image | np.ndarray", matter: Matter | None = None) -> np.ndarray:
+def predict_alpha(image: "str | os.PathLike | Image.Image | np.ndarray", matter: Matter | None = None, *,
+                  keep: Sequence[tuple[int, int]] = (), drop: Sequence[tuple[int, int]] = ()) -> np.ndarray:
     """The alpha matte of ``image`` (a path, a Pillow image, or an HxWx3 uint8 array).
 
-    Returns an HxW float32 array in [0, 1], the size of the image.
+    keep, drop: points ``(x, y)`` in the picture's pixels whose whole region is made opaque
+    or transparent (a lost shirt brought back, a patch of background taken out). Returns an
+    HxW float32 array in [0, 1], the size of the image.
     """
-    return (matter or default_matter()).predict_alpha(_as_image(image).convert("RGB"))
+    return (matter or default_matter()).predict_alpha(_as_image(image).convert("RGB"), keep, drop)
 
 
 def cutout(image: "str | os.PathLike | Image.Image | np.ndarray", matter: Matter | None = None, *,
-           decontaminate: bool = True) -> Image.Image:
+           decontaminate: bool = True, keep: Sequence[tuple[int, int]] = (),
+           drop: Sequence[tuple[int, int]] = ()) -> Image.Image:
     """The RGBA cutout of ``image`` (a path, a Pillow image, or an HxWx3 uint8 array).
 
     Returns a Pillow ``RGBA`` image the size of the input, straight alpha, with the colour of
     soft edges freed from the old background (``decontaminate``). The alpha is always
-    predicted from the RGB picture, even if the input has an alpha channel.
+    predicted from the RGB picture, even if the input has an alpha channel; ``keep`` and
+    ``drop`` points fix whole regions as in :func:`predict_alpha`.
     """
-    opts = CutoutOptions(force=True, decontaminate=decontaminate)
+    opts = CutoutOptions(force=True, decontaminate=decontaminate, keep=tuple(map(tuple, keep)),
+                         drop=tuple(map(tuple, drop)))
     out, _ = render(matter or default_matter(), _as_image(image), opts)
     return out

@@ -57,7 +57,9 @@ class CutoutOptions:
     """What to write. mask: the alpha alone (8-bit grayscale); background: flatten onto this
     colour (RGB output); fmt: ``png`` or ``webp`` (lossless); trim: crop to the content plus
     this margin (None: no crop); force: recompute alpha even when the input has one;
-    decontaminate: estimate the foreground colour on soft edges (no halo)."""
+    decontaminate: estimate the foreground colour on soft edges (no halo); keep, drop:
+    points whose regions are made opaque or transparent (the alpha is then always
+    computed)."""
 
     mask: bool = False
     background: tuple[int, int, int] | None = None
@@ -67,6 +69,9 @@ class CutoutOptions:
     force: bool = False
     decontaminate: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # Points (x, y) whose whole region is kept (opaque) or dropped (transparent).
+    keep: tuple[tuple[int, int], ...] = ()
+    drop: tuple[tuple[int, int], ...] = ()
 
     @property
     def suffix(self) -> str:
@@ -142,14 +147,14 @@ def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Ima
     The output is RGBA with straight alpha, or L (``mask``), or RGB (``background``).
     """
     note = None
-    if has_real_alpha(image) and not opts.force:
+    if has_real_alpha(image) and not opts.force and not (opts.keep or opts.drop):
         arr = np.asarray(image)
         rgb, alpha8 = arr[..., :3], arr[..., 3]
         note = "already has transparency: alpha kept as it is (--force recomputes it)"
         fg = rgb
     else:
         rgb = np.asarray(image.convert("RGB"))
-        alpha = matter.predict_alpha(rgb)
+        alpha = matter.predict_alpha(rgb, opts.keep, opts.drop)
         fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
         alpha8 = np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
     if opts.trim is not None:

@@ -99,6 +99,17 @@ def _work_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _point(text: str) -> tuple[int, int]:
+    from .regions import parse_points
+    try:
+        points = parse_points(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if len(points) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: one point x,y per flag")
+    return points[0]
+
+
 def _trim_margin(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -130,6 +141,11 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
                    help="override the model's working size (an integer of at least 16, or 'native')")
     p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
                                                        "prediction (twice the network time)")
+    p.add_argument("--keep", type=_point, action="append", default=[], metavar="X,Y",
+                   help="make the whole region under this point opaque (pixels of the input; repeatable; "
+                        "one input picture)")
+    p.add_argument("--drop", type=_point, action="append", default=[], metavar="X,Y",
+                   help="make the whole region under this point transparent (as --keep)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (inputs never)")
     p.add_argument("--force", action="store_true", help="recompute the alpha of inputs that already have one")
     p.add_argument("--no-decontaminate", dest="decontaminate", action="store_false",
@@ -162,9 +178,23 @@ def _run_cutout(args: argparse.Namespace) -> int:
         _error(f"{args.output}: not a folder")
         return 2
     max_pixels = int(args.max_pixels * 1e6)
+    if args.keep or args.drop:
+        from .batch import InputError, open_image
+        from .inference import check_points
+        if len(args.inputs) != 1 or Path(args.inputs[0]).is_dir():
+            _error("--keep and --drop take points of one picture: give exactly one input file")
+            return 2
+        try:
+            check_points(args.keep, args.drop, *open_image(args.inputs[0], max_pixels).size)
+        except ValueError as exc:
+            _error(f"--keep/--drop: {exc}")
+            return 2
+        except InputError as exc:
+            _error(f"{args.inputs[0]}: {exc}")
+            return 1
     opts = CutoutOptions(mask=args.mask, background=background, fmt=args.format, trim=args.trim,
                          overwrite=args.overwrite, force=args.force, decontaminate=args.decontaminate,
-                         max_pixels=max_pixels)
+                         max_pixels=max_pixels, keep=tuple(args.keep), drop=tuple(args.drop))
     rank, world, device, threads = 0, 1, args.device, args.threads
     if args.distributed:
         plan = plan_rank(args.model, args.device, args.threads)

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -28,8 +28,9 @@ from PIL import Image
 from .config import parse_work_size
 from .guided import guided_upsample
 from .imaging import as_rgb_array, to_float
+from .regions import MAX_POINTS, apply_points
 
-__all__ = ["Matter", "ModelInfo", "default_model_path", "prepare_input", "ModelError"]
+__all__ = ["Matter", "ModelInfo", "default_model_path", "prepare_input", "ModelError", "check_points"]
 
 #: How the bundled model files are named inside the package.
 DEFAULT_MODEL = "default"
@@ -242,22 +243,41 @@ class Matter:
         self.tta = False
         return self
 
-    def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray") -> np.ndarray:
+    def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray",
+                      keep: Sequence[tuple[int, int]] = (), drop: Sequence[tuple[int, int]] = ()) -> np.ndarray:
         """Alpha matte of ``image`` (path, Pillow image, or HxWx3 uint8 array).
 
-        Returns HxW float32 in [0, 1], the size of the image.
+        keep, drop: points ``(x, y)`` in the image's pixels; the whole region under each keep
+        point becomes opaque and under each drop point transparent (see
+        :mod:`kirinuki.regions`), with its border refined like every other edge. Returns HxW
+        float32 in [0, 1], the size of the image.
         """
         rgb = as_rgb_array(image)
+        h, w = rgb.shape[:2]
+        check_points(keep, drop, w, h)
         guide = prepare_input(rgb, self.info.work_size)
         alpha = self._network_alpha(guide)
         if self.tta:
             alpha = 0.5 * (alpha + self._network_alpha(guide[:, ::-1])[:, ::-1])
+        if keep or drop:
+            gh, gw = guide.shape[:2]
+            scale = lambda pts: [(min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for x, y in pts]
+            alpha = apply_points(alpha, guide, scale(keep), scale(drop))
         return restore_size(alpha, guide, rgb, self.refine)
 
     def _network_alpha(self, guide: np.ndarray) -> np.ndarray:
         """The network's alpha for an hxwx3 float32 picture at the working size, hxw float32."""
         x = to_network_input(guide, self.info.pad_multiple)
         return self._run(x)[0, 0, : guide.shape[0], : guide.shape[1]].astype(np.float32)
+
+
+def check_points(keep: Sequence[tuple[int, int]], drop: Sequence[tuple[int, int]], width: int, height: int) -> None:
+    """Keep and drop points must lie in a ``width`` x ``height`` picture, at most MAX_POINTS."""
+    if len(keep) + len(drop) > MAX_POINTS:
+        raise ValueError(f"{len(keep) + len(drop)} keep and drop points: at most {MAX_POINTS}")
+    for x, y in [*keep, *drop]:
+        if not (0 <= x < width and 0 <= y < height):
+            raise ValueError(f"point {x},{y} is outside the {width}x{height} picture")
 
 
 def _with_work_size(info: ModelInfo, work_size: int | str | None) -> ModelInfo:

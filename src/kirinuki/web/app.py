@@ -28,11 +28,12 @@ from fastapi.staticfiles import StaticFiles
 
 from .._version import __version__
 from ..batch import CutoutOptions, InputError, encode, open_image, parse_colour, render
-from ..inference import Matter
+from ..inference import Matter, check_points
+from ..regions import MAX_POINTS, parse_points
 
 __all__ = ["ServeSettings", "create_app", "safe_download_name", "parse_multipart"]
 
-STATUS_FOR_KIND = {"empty": 415, "unsupported": 415, "corrupt": 415, "too_large": 422}
+STATUS_FOR_KIND = {"empty": 415, "unsupported": 415, "corrupt": 415, "too_large": 422, "bad_option": 422}
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
 
 
@@ -113,8 +114,17 @@ def _options(fields: dict, settings: ServeSettings) -> CutoutOptions:
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", bg_text):
             raise HTTPProblem(422, "background must be a colour as #rrggbb")
         background = parse_colour(bg_text)
+    points = {}
+    for name in ("keep", "drop"):
+        try:
+            points[name] = tuple(parse_points(fields.get(name, (None, b""))[1].decode("utf-8", "replace")))
+        except ValueError as exc:
+            raise HTTPProblem(422, f"{name}: {exc}") from None
+    if len(points["keep"]) + len(points["drop"]) > MAX_POINTS:
+        raise HTTPProblem(422, f"keep and drop: at most {MAX_POINTS} points in all")
     return CutoutOptions(mask=_flag(fields, "mask"), background=background, fmt=fmt,
-                         trim=0 if _flag(fields, "trim") else None, max_pixels=settings.max_pixels)
+                         trim=0 if _flag(fields, "trim") else None, max_pixels=settings.max_pixels,
+                         keep=points["keep"], drop=points["drop"])
 
 
 async def _drain(request: Request) -> None:
@@ -210,6 +220,10 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
 
             def work() -> bytes:
                 image = open_image(data, settings.max_pixels)
+                try:
+                    check_points(opts.keep, opts.drop, *image.size)
+                except ValueError as exc:
+                    raise InputError(str(exc), "bad_option") from None
                 out, _ = render(matter, image, opts)
                 return encode(out, opts.fmt)
             try:

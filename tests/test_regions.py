@@ -1,0 +1,126 @@
+"""Keeping and dropping whole regions by a point: the region map, and the three interfaces."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import kirinuki
+from kirinuki.inference import Matter
+from kirinuki.metrics import iou, psnr
+from kirinuki.regions import parse_points, region_map, select_region
+from kirinuki.samples import sample_paths, true_alpha_path
+
+
+def flat_drawing():
+    """Flat colours closed by line art: a shirt shaded in two near whites, a blue skirt, all
+    outlined in black on a white page; returns (HxWx3 float in [0, 1], shirt mask, figure mask)."""
+    im = Image.new("RGB", (200, 240), "white")
+    d = ImageDraw.Draw(im)
+    d.ellipse((70, 10, 130, 70), fill=(250, 215, 190), outline="black", width=3)     # head
+    d.rectangle((55, 70, 145, 150), fill=(246, 246, 246), outline="black", width=3)  # shirt...
+    d.rectangle((58, 120, 142, 147), fill=(228, 230, 236))                            # ...its shade
+    d.polygon([(55, 150), (145, 150), (165, 230), (35, 230)], fill=(40, 70, 170), outline="black", width=3)
+    rgb = np.asarray(im).astype(np.float32) / 255
+    shirt = np.zeros(rgb.shape[:2], bool)
+    shirt[73:148, 58:143] = True
+    figure = np.zeros_like(shirt)
+    mask = Image.new("L", im.size, 0)
+    md = ImageDraw.Draw(mask)
+    md.ellipse((70, 10, 130, 70), fill=255)
+    md.rectangle((55, 70, 145, 150), fill=255)
+    md.polygon([(55, 150), (145, 150), (165, 230), (35, 230)], fill=255)
+    figure = np.asarray(mask) > 0
+    return rgb, shirt, figure
+
+
+def test_regions_follow_line_art_and_grow_over_shading():
+    rgb, shirt, _ = flat_drawing()
+    labels, grad = region_map(rgb)
+    assert labels.shape == shirt.shape and labels.min() >= 1
+    chosen = select_region(labels, grad, rgb, 100, 95)      # a click on the lit part of the shirt
+    assert chosen[100, 100] and chosen[135, 100]            # the shaded part joins it
+    assert chosen[shirt].mean() > 0.95 and not chosen[~shirt].any()  # not the page nor the skirt
+    assert chosen.sum() < shirt.sum() * 1.05
+    page = select_region(labels, grad, rgb, 5, 5)
+    assert not (page & shirt).any()                         # the outline keeps the white page apart
+
+
+def test_parse_points():
+    assert parse_points("410,620; 90,300") == [(410, 620), (90, 300)] and parse_points("") == []
+    for bad in ("1,2,3", "a,b", "12"):
+        with pytest.raises(ValueError, match="not a point"):
+            parse_points(bad)
+    with pytest.raises(ValueError, match="at most 32"):
+        parse_points(";".join(["1,1"] * 33))
+
+
+def test_a_drop_click_on_the_trees_fixes_the_meadow_sample():
+    """The bundled model keeps a patch of trees beside the hair on the meadow sample; one drop
+    click on it raises IoU and PSNR against the true alpha."""
+    sample = next(p for p in sample_paths() if "meadow" in p.name)
+    truth = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    before = kirinuki.predict_alpha(sample)
+    after = kirinuki.predict_alpha(sample, drop=[(400, 330)])
+    assert iou(after, truth) >= iou(before, truth) + 0.02
+    assert psnr(after, truth) >= psnr(before, truth) + 1.5
+    assert after[330, 400] < 0.05 and np.abs(after - before)[truth > 0.5].mean() < 0.01  # the figure stays
+
+
+def lost_shirt_drawing():
+    """A figure in a white shirt on a white page, outlined in light grey: the bundled model
+    loses about half of the shirt. Returns (HxWx3 uint8, the figure's mask)."""
+    im = Image.new("RGB", (200, 240), "white")
+    d = ImageDraw.Draw(im)
+    d.ellipse((70, 10, 130, 70), fill=(250, 215, 190), outline="black", width=3)
+    d.rectangle((40, 70, 160, 240), fill=(250, 250, 250), outline=(215, 215, 215), width=2)
+    d.line((100, 75, 100, 240), fill=(215, 215, 215), width=1)
+    figure = Image.new("L", im.size, 0)
+    fd = ImageDraw.Draw(figure)
+    fd.ellipse((70, 10, 130, 70), fill=255)
+    fd.rectangle((40, 70, 160, 240), fill=255)
+    return np.asarray(im), np.asarray(figure) > 0
+
+
+def test_a_keep_click_brings_a_lost_white_shirt_back():
+    picture, figure = lost_shirt_drawing()
+    truth = figure.astype(np.float32)
+    before = kirinuki.predict_alpha(picture)
+    assert before[80:230, 50:150].mean() < 0.8, "the model no longer loses this shirt: draw a harder case"
+    after = kirinuki.predict_alpha(picture, keep=[(70, 150)])  # one click on the left half of the shirt
+    assert after[80:230, 45:155].mean() > 0.98                  # both halves: the shading line does not stop it
+    assert after[~figure].mean() <= before[~figure].mean() + 0.005  # the page is not taken
+    assert iou(after, truth) >= iou(before, truth) + 0.3
+
+
+def test_points_must_lie_in_the_picture(tiny_onnx):
+    matter = Matter(tiny_onnx)
+    img = np.zeros((30, 40, 3), np.uint8)
+    with pytest.raises(ValueError, match="outside the 40x30 picture"):
+        matter.predict_alpha(img, keep=[(40, 5)])
+    with pytest.raises(ValueError, match="at most 32"):
+        matter.predict_alpha(img, drop=[(1, 1)] * 33)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "kirinuki", "cutout", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_keep_and_drop(tmp_path, tiny_onnx):
+    src = tmp_path / "a.png"
+    Image.new("RGB", (40, 30), "white").save(src)
+    r = cli(src, "-o", tmp_path / "out", "--model", tiny_onnx, "--keep", "5,5", "--drop", "30,20")
+    assert r.returncode == 0, r.stderr
+    alpha = np.asarray(Image.open(tmp_path / "out" / "a.png").getchannel("A"))
+    assert alpha[20, 30] == 0  # the drop, applied after the keep, wins on the one white region
+    for flags, message in ((["--keep", "40,5"], "outside the 40x30 picture"),
+                           (["--keep", "4;5"], "not a point"),
+                           (["--drop", "1,1,1"], "not a point")):
+        r = cli(src, "-o", tmp_path / "bad", "--model", tiny_onnx, *flags)
+        assert r.returncode == 2 and message in r.stderr, (flags, r.stderr)
+    r = cli(src, src, "-o", tmp_path / "bad", "--model", tiny_onnx, "--keep", "1,1")
+    assert r.returncode == 2 and "exactly one input" in r.stderr
+    assert not (tmp_path / "bad").exists()
