@@ -248,3 +248,61 @@ def test_page_in_a_real_browser(server, tmp_path):
     assert got.mode == "RGBA"
     _, _, api = post(server.url, sample.read_bytes(), filename=sample.name)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(Image.open(io.BytesIO(api))))
+
+
+@pytest.mark.browser
+def test_page_fixes_a_region_with_a_click_and_undoes_it(tmp_path):
+    """The meadow sample with the bundled model: a click in drop mode on the kept patch of trees
+    makes the downloaded cutout transparent there; undo brings the first cutout back."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("KIRINUKI_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing; CI installs Debian's chromium")
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    sample = next(p for p in sample_paths() if "meadow" in p.name)
+    width, height = Image.open(sample).size
+    server = Server("default")
+    args = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+    def download(page, name):
+        with page.expect_download() as dl:
+            page.click(".card .download")
+        path = tmp_path / name
+        dl.value.save_as(path)
+        return np.asarray(Image.open(path).getchannel("A"))
+
+    def wait_for_new_cutout(page, old_href):
+        page.wait_for_function("(old) => { const c = document.querySelector('.card');"
+                               " return c.dataset.state === 'done' && c.querySelector('.download').href !== old; }",
+                               arg=old_href, timeout=60_000)
+
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+            try:
+                page = browser.new_page(viewport={"width": 700, "height": 1400})
+                page.goto(server.url + "/")
+                page.set_input_files("#files", [str(sample)])
+                page.wait_for_selector(".card[data-state=done]", timeout=60_000)
+                first = download(page, "first.png")
+                assert first[330, 400] > 128  # the model keeps the trees there
+                page.check(".card .mode[value=drop]")
+                box = page.locator(".card .after").bounding_box()
+                href = page.get_attribute(".card .download", "href")
+                page.mouse.click(box["x"] + (400.5 / width) * box["width"], box["y"] + (330.5 / height) * box["height"])
+                wait_for_new_cutout(page, href)
+                fixed = download(page, "fixed.png")
+                assert fixed[330, 400] == 0
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "web-page-fix.png"), full_page=True)
+                href = page.get_attribute(".card .download", "href")
+                page.click(".card .undo")
+                wait_for_new_cutout(page, href)
+                undone = download(page, "undone.png")
+                np.testing.assert_array_equal(undone, first)
+            finally:
+                browser.close()
+    finally:
+        server.stop()

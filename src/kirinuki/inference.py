@@ -28,7 +28,7 @@ from PIL import Image
 from .config import parse_work_size
 from .guided import guided_upsample
 from .imaging import as_rgb_array, to_float
-from .regions import MAX_POINTS, apply_points
+from .regions import MAX_POINTS, apply_points, hold_edits
 
 __all__ = ["Matter", "ModelInfo", "default_model_path", "prepare_input", "ModelError", "check_points"]
 
@@ -259,11 +259,12 @@ class Matter:
         alpha = self._network_alpha(guide)
         if self.tta:
             alpha = 0.5 * (alpha + self._network_alpha(guide[:, ::-1])[:, ::-1])
-        if keep or drop:
-            gh, gw = guide.shape[:2]
-            scale = lambda pts: [(min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for x, y in pts]
-            alpha = apply_points(alpha, guide, scale(keep), scale(drop))
-        return restore_size(alpha, guide, rgb, self.refine)
+        if not (keep or drop):
+            return restore_size(alpha, guide, rgb, self.refine)
+        gh, gw = guide.shape[:2]
+        scale = lambda pts: [(min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for x, y in pts]
+        alpha, edits = apply_points(alpha, guide, scale(keep), scale(drop))
+        return hold_edits(restore_size(alpha, guide, rgb, self.refine), edits)
 
     def _network_alpha(self, guide: np.ndarray) -> np.ndarray:
         """The network's alpha for an hxwx3 float32 picture at the working size, hxw float32."""

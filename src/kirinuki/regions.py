@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["region_map", "select_region", "apply_points", "parse_points", "MAX_POINTS", "DEFAULT_TOLERANCE"]
+__all__ = ["region_map", "select_region", "apply_points", "hold_edits", "parse_points", "MAX_POINTS", "DEFAULT_TOLERANCE"]
 
 #: The most keep and drop points one request may carry.
 MAX_POINTS = 32
@@ -103,15 +103,39 @@ def select_region(labels: np.ndarray, grad: np.ndarray, image: np.ndarray, x: in
 
 
 def apply_points(alpha: np.ndarray, image: np.ndarray, keep: Sequence[tuple[int, int]],
-                 drop: Sequence[tuple[int, int]], tolerance: float = DEFAULT_TOLERANCE) -> np.ndarray:
+                 drop: Sequence[tuple[int, int]], tolerance: float = DEFAULT_TOLERANCE
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """``alpha`` (HxW float32) with the regions under the ``keep`` points opaque and those
     under the ``drop`` points transparent, in that order (points as (x, y) in ``image``'s
-    pixels; ``image`` HxWx3 float32 in [0, 1], the picture ``alpha`` belongs to)."""
+    pixels; ``image`` HxWx3 float32 in [0, 1], the picture ``alpha`` belongs to).
+
+    Returns (the edited alpha, the edits: HxW float32, 1 kept, 0 dropped, NaN untouched), so
+    that the caller can hold the edited regions' insides exactly after refinement."""
+    edits = np.full(alpha.shape, np.nan, np.float32)
     if not keep and not drop:
-        return alpha
+        return alpha, edits
     labels, grad = region_map(image)
-    out = alpha.copy()
     for points, value in ((keep, 1.0), (drop, 0.0)):
         for x, y in points:
-            out[select_region(labels, grad, image, int(x), int(y), tolerance)] = value
+            edits[select_region(labels, grad, image, int(x), int(y), tolerance)] = value
+    return np.where(np.isnan(edits), alpha, edits).astype(np.float32), edits
+
+
+def hold_edits(alpha: np.ndarray, edits: np.ndarray) -> np.ndarray:
+    """Hold the insides of edited regions (``edits`` at any smaller size, from
+    :func:`apply_points`) at exactly 0 or 1 in the full-size ``alpha``; the border pixels of
+    each region are left to the refinement, so edges stay soft."""
+    from PIL import Image
+
+    from .imaging import binary_dilate
+
+    out = alpha.copy()
+    h, w = alpha.shape
+    for value in (1.0, 0.0):
+        region = edits == value
+        if not region.any():
+            continue
+        inside = ~binary_dilate(~region, 1)  # one working-size pixel in from the border
+        full = np.asarray(Image.fromarray(inside.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) > 0
+        out[full] = value
     return out

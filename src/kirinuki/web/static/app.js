@@ -26,12 +26,24 @@ for (const id of ["#mask", "#use-bg", "#bg", "#trim"]) {
 function addFiles(fileList) {
   for (const file of fileList) {
     const card = $("#card").content.firstElementChild.cloneNode(true);
-    const item = { file, card, blob: null, name: null, url: null, state: "queued" };
+    const item = { file, card, blob: null, name: null, url: null, state: "queued", points: [] };
     $(".name", card).textContent = file.name || "pasted picture";
     $(".name", card).title = file.name || "";
     $(".before", card).src = URL.createObjectURL(file);
     $(".slider", card).addEventListener("input", (e) => {
       $(".before", card).style.clipPath = `inset(0 ${100 - e.target.value}% 0 0)`;
+    });
+    const group = `mode-${items.length}`;
+    for (const radio of card.querySelectorAll(".mode")) {
+      radio.name = group;
+      radio.addEventListener("change", () => { card.dataset.mode = radio.value; });
+    }
+    card.dataset.mode = "off";
+    $(".compare", card).addEventListener("click", (e) => fixAt(item, e));
+    $(".undo", card).addEventListener("click", () => {
+      item.points.pop();
+      setState(item, "queued");
+      pump();
     });
     $("#results").append(card);
     items.push(item);
@@ -52,6 +64,30 @@ document.addEventListener("paste", (e) => {
   if (files.length) addFiles(files.map((f, i) => f.name ? f : new File([f], `pasted-${i + 1}.png`, { type: f.type })));
 });
 
+// -- fixing whole regions: a click keeps or drops the region under it ---------------------------
+function fixAt(item, e) {
+  const mode = item.card.dataset.mode;
+  if ((mode !== "keep" && mode !== "drop") || item.state !== "done") return;
+  if ($("#trim").checked) {  // a trimmed cutout no longer lines up with the picture's pixels
+    $(".state", item.card).textContent = "turn Trim off to fix regions";
+    return;
+  }
+  const img = $(".after", item.card);
+  const box = img.getBoundingClientRect();
+  const natural = $(".before", item.card);  // the original picture: its pixels are the coordinates
+  const w = natural.naturalWidth, h = natural.naturalHeight;
+  if (!w || !h || !box.width || !box.height) return;
+  const x = Math.min(w - 1, Math.max(0, Math.floor(((e.clientX - box.left) / box.width) * w)));
+  const y = Math.min(h - 1, Math.max(0, Math.floor(((e.clientY - box.top) / box.height) * h)));
+  item.points.push({ mode, x, y });
+  setState(item, "queued");
+  pump();
+}
+
+function pointField(item, mode) {
+  return item.points.filter((p) => p.mode === mode).map((p) => `${p.x},${p.y}`).join(";");
+}
+
 // -- state ---------------------------------------------------------------------------------------
 function setState(item, state, text) {
   item.state = state;
@@ -60,6 +96,7 @@ function setState(item, state, text) {
   $(".state", item.card).textContent = text || labels[state];
   if (state !== "error") $(".error", item.card).textContent = "";
   if (state === "queued") $(".bar", item.card).style.width = "0";
+  $(".undo", item.card).disabled = !item.points.length || state !== "done";
   summary();
 }
 
@@ -90,6 +127,8 @@ function send(item) {
     form.append("mask", opts.mask);
     form.append("trim", opts.trim);
     if (opts.background) form.append("background", opts.background);
+    form.append("keep", pointField(item, "keep"));
+    form.append("drop", pointField(item, "drop"));
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/cutout");
     xhr.responseType = "blob";
