@@ -124,3 +124,18 @@ def test_cli_keep_and_drop(tmp_path, tiny_onnx):
     r = cli(src, src, "-o", tmp_path / "bad", "--model", tiny_onnx, "--keep", "1,1")
     assert r.returncode == 2 and "exactly one input" in r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_region_consensus_makes_a_region_agree_with_its_confident_majority():
+    from kirinuki.regions import region_consensus
+
+    rgb, shirt, figure = flat_drawing()
+    alpha = figure.astype(np.float32)
+    noisy = alpha.copy()
+    noisy[90:100, 80:90] = 0.3      # a hole in the shirt (90 % of it stays confident)
+    noisy[5:10, 5:10] = 0.95         # a speck on the page
+    fixed = region_consensus(noisy, rgb)
+    assert (fixed[90:100, 80:90] == 1).all() and (fixed[5:10, 5:10] == 0).all()
+    # where no region is confident either way, nothing changes
+    unsure = np.full_like(alpha, 0.5)
+    np.testing.assert_array_equal(region_consensus(unsure, rgb), unsure)

@@ -141,6 +141,8 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
                    help="override the model's working size (an integer of at least 16, or 'native')")
     p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
                                                        "prediction (twice the network time)")
+    p.add_argument("--regions", action="store_true",
+                   help="region consensus: make each closed region agree with its confident majority")
     p.add_argument("--keep", type=_point, action="append", default=[], metavar="X,Y",
                    help="make the whole region under this point opaque (pixels of the input; repeatable; "
                         "one input picture)")
@@ -202,7 +204,8 @@ def _run_cutout(args: argparse.Namespace) -> int:
         set_thread_limit(threads)  # the refinement too stays within this rank's share
         if plan.note and not args.quiet and rank == 0:
             print(f"{PROG}: {plan.note}", file=sys.stderr, flush=True)
-    matter = Matter(args.model, device=device, threads=threads, work_size=args.work_size, tta=args.tta)
+    matter = Matter(args.model, device=device, threads=threads, work_size=args.work_size, tta=args.tta,
+                    regions=args.regions)
     jobs = plan_jobs(args.inputs, args.output, opts.suffix)
     if args.distributed:
         jobs = shard(jobs, rank, world)
@@ -255,6 +258,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="override the model's working size (an integer of at least 16, or 'native')")
     p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
                                                        "prediction (twice the network time)")
+    p.add_argument("--regions", action="store_true",
+                   help="region consensus: make each closed region agree with its confident majority")
     p.add_argument("--out", type=Path, default=Path("eval-output"), help="report folder")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int)
@@ -269,7 +274,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     conditions = args.conditions or [c for c in CONDITIONS if c != "scene" or args.backgrounds]
     matter = Matter(args.model, device=args.device, threads=args.threads, work_size=args.work_size,
-                    tta=args.tta)
+                    tta=args.tta, regions=args.regions)
     report = run_evaluation(matter, args.data, args.backgrounds, args.out, args.sizes, conditions,
                             args.seed, args.limit)
     print(f"Model: {matter.info.describe()}\n")

@@ -181,7 +181,8 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
     rows = summarise(records)
     report = {"model": {"name": matter.info.name, "arch": matter.info.arch,
                         "work_size": matter.info.work_size, "source": matter.info.source,
-                        "tta": bool(getattr(matter, "tta", False))},
+                        "tta": bool(getattr(matter, "tta", False)),
+                        "regions": bool(getattr(matter, "regions", False))},
               "protocol": {"cutouts": str(cutouts), "backgrounds": str(backgrounds), "sizes": [str(s) for s in sizes],
                            "conditions": list(conditions), "seed": seed, "limit": limit,
                            "jpeg_quality": JPEG_QUALITY},

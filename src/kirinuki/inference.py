@@ -28,7 +28,7 @@ from PIL import Image
 from .config import parse_work_size
 from .guided import guided_upsample
 from .imaging import as_rgb_array, to_float
-from .regions import MAX_POINTS, apply_points, hold_edits
+from .regions import MAX_POINTS, apply_points, hold_edits, region_consensus
 
 __all__ = ["Matter", "ModelInfo", "default_model_path", "prepare_input", "ModelError", "check_points"]
 
@@ -195,12 +195,14 @@ class Matter:
     or ``cuda``. threads: CPU threads (None: the runtime's default). work_size: override the
     model's working size (an int, or ``"native"`` to run at the input's own size). tta:
     test-time flip, the mean of the predictions for the picture and its mirror image (twice
-    the network time; see docs/ablation.md for what it gains).
+    the network time; see docs/ablation.md for what it gains). regions: region consensus,
+    each closed region of the picture made to agree with its confident majority (see
+    :func:`kirinuki.regions.region_consensus` and docs/ablation.md).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  threads: int | None = None, work_size: int | str | None = None,
-                 refine: bool = True, tta: bool = False) -> None:
+                 refine: bool = True, tta: bool = False, regions: bool = False) -> None:
         if model is None or (str(model) in bundled_slots() and not Path(model).exists()):
             slot = DEFAULT_MODEL if model is None else str(model)
             path = bundled_file(f"{slot}.onnx")
@@ -230,6 +232,7 @@ class Matter:
         self.info = _with_work_size(info, work_size)
         self.refine = refine
         self.tta = tta
+        self.regions = regions
 
     @classmethod
     def from_module(cls, module: Any, work_size: int | None, *, device: str = "cpu",
@@ -241,6 +244,7 @@ class Matter:
                               work_size=work_size, pad_multiple=module.pad_multiple)
         self.refine = True
         self.tta = False
+        self.regions = False
         return self
 
     def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray",
@@ -259,6 +263,8 @@ class Matter:
         alpha = self._network_alpha(guide)
         if self.tta:
             alpha = 0.5 * (alpha + self._network_alpha(guide[:, ::-1])[:, ::-1])
+        if self.regions:
+            alpha = region_consensus(alpha, guide)
         if not (keep or drop):
             return restore_size(alpha, guide, rgb, self.refine)
         gh, gw = guide.shape[:2]

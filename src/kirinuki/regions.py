@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["region_map", "select_region", "apply_points", "hold_edits", "parse_points", "MAX_POINTS", "DEFAULT_TOLERANCE"]
+__all__ = ["region_map", "select_region", "apply_points", "hold_edits", "region_consensus", "parse_points", "MAX_POINTS", "DEFAULT_TOLERANCE"]
 
 #: The most keep and drop points one request may carry.
 MAX_POINTS = 32
@@ -138,4 +138,21 @@ def hold_edits(alpha: np.ndarray, edits: np.ndarray) -> np.ndarray:
         inside = ~binary_dilate(~region, 1)  # one working-size pixel in from the border
         full = np.asarray(Image.fromarray(inside.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) > 0
         out[full] = value
+    return out
+
+
+def region_consensus(alpha: np.ndarray, image: np.ndarray, share: float = 0.8) -> np.ndarray:
+    """Make each region agree with itself: where at least ``share`` of a region's pixels are
+    confidently foreground (alpha above 0.9) the whole region becomes opaque, and where as
+    many are confidently background (below 0.1) transparent. ``alpha`` HxW float32 and
+    ``image`` HxWx3 float32 in [0, 1], the same size (the predictor's working size)."""
+    labels, _ = region_map(image)
+    n = int(labels.max()) + 1
+    flat = labels.ravel()
+    count = np.maximum(np.bincount(flat, minlength=n), 1)
+    fg = np.bincount(flat, (alpha.ravel() > 0.9).astype(np.float64), minlength=n) / count
+    bg = np.bincount(flat, (alpha.ravel() < 0.1).astype(np.float64), minlength=n) / count
+    out = alpha.copy()
+    out[(fg >= share)[labels]] = 1.0
+    out[(bg >= share)[labels]] = 0.0
     return out
