@@ -16,6 +16,28 @@ PROG = "kirinuki"
 MODEL_HELP = "an ONNX file, a training checkpoint, or a bundled model's name (default: the bundled default)"
 
 
+def _model_flags() -> argparse.ArgumentParser:
+    """The flags that choose and tune the predictor, shared by cutout, evaluate and serve."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help=MODEL_HELP)
+    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    g.add_argument("--threads", type=int, help="CPU threads for the network")
+    g.add_argument("--work-size", type=_work_size,
+                   help="override the model's working size (an integer of at least 16, or 'native')")
+    g.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
+                                                       "prediction (twice the network time)")
+    g.add_argument("--regions", action="store_true",
+                   help="region consensus: make each closed region agree with its confident majority")
+    return p
+
+
+def _matter(args: argparse.Namespace, device: str | None = None, threads: int | None = None):
+    from .inference import Matter
+    return Matter(args.model, device=device or args.device, threads=threads or args.threads,
+                  work_size=args.work_size, tta=args.tta, regions=args.regions)
+
+
 def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
 
@@ -123,7 +145,7 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     info = bundled_model_info()
     model = f"{info['name']} {info.get('version', '')}".strip() if info else "none bundled"
     p = sub.add_parser(
-        "cutout", help="cut out pictures: RGB in, RGBA out",
+        "cutout", parents=[_model_flags()], help="cut out pictures: RGB in, RGBA out",
         description=f"Predict the alpha of each picture and write OUTDIR/<stem>.png (RGBA, straight alpha). "
                     f"Default model: {model}.",
         epilog="Exit status: 0 all done, 1 some inputs failed (the others were processed), 2 usage error.")
@@ -134,15 +156,6 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("png", "webp"), default="png", help="png, or lossless webp")
     p.add_argument("--trim", nargs="?", const=0, type=_trim_margin, metavar="MARGIN",
                    help="crop to the content's bounding box plus MARGIN pixels (default 0)")
-    p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threads", type=int, help="CPU threads for the network")
-    p.add_argument("--work-size", type=_work_size,
-                   help="override the model's working size (an integer of at least 16, or 'native')")
-    p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
-                                                       "prediction (twice the network time)")
-    p.add_argument("--regions", action="store_true",
-                   help="region consensus: make each closed region agree with its confident majority")
     p.add_argument("--keep", type=_point, action="append", default=[], metavar="X,Y",
                    help="make the whole region under this point opaque (pixels of the input; repeatable; "
                         "one input picture)")
@@ -168,7 +181,6 @@ def _run_cutout(args: argparse.Namespace) -> int:
     from .batch import CutoutOptions, parse_colour, plan_jobs, run_batch, shard
     from .guided import set_thread_limit
     from .ranks import plan_rank
-    from .inference import Matter
     from .progress import Progress
 
     try:
@@ -204,8 +216,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
         set_thread_limit(threads)  # the refinement too stays within this rank's share
         if plan.note and not args.quiet and rank == 0:
             print(f"{PROG}: {plan.note}", file=sys.stderr, flush=True)
-    matter = Matter(args.model, device=device, threads=threads, work_size=args.work_size, tta=args.tta,
-                    regions=args.regions)
+    matter = _matter(args, device, threads)
     jobs = plan_jobs(args.inputs, args.output, opts.suffix)
     if args.distributed:
         jobs = shard(jobs, rank, world)
@@ -244,25 +255,16 @@ def _size(text: str) -> int | str:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="score a model with the evaluation protocol",
+    p = sub.add_parser("evaluate", parents=[_model_flags()], help="score a model with the evaluation protocol",
                        description="Composite each cutout deterministically, predict, and report "
                                    "PSNR / pixel accuracy / IoU (the paper's) plus MAE, gradient error and edge IoU.")
     p.add_argument("--data", required=True, type=Path, help="folder of RGBA cutouts (e.g. the validation set)")
     p.add_argument("--backgrounds", type=Path, help="folder of scene backgrounds (for the scene condition)")
-    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--sizes", nargs="+", type=_size, default=[256, 512, "native"])
     p.add_argument("--conditions", nargs="+", default=None, choices=("paper", "jpeg", "scene"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="use at most this many cutouts (evenly spaced)")
-    p.add_argument("--work-size", type=_work_size,
-                   help="override the model's working size (an integer of at least 16, or 'native')")
-    p.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
-                                                       "prediction (twice the network time)")
-    p.add_argument("--regions", action="store_true",
-                   help="region consensus: make each closed region agree with its confident majority")
     p.add_argument("--out", type=Path, default=Path("eval-output"), help="report folder")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threads", type=int)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -270,11 +272,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if _checkpoint_without_torch(args.model):
         return 2
     from .evaluate import CONDITIONS, markdown_table, run_evaluation
-    from .inference import Matter
 
     conditions = args.conditions or [c for c in CONDITIONS if c != "scene" or args.backgrounds]
-    matter = Matter(args.model, device=args.device, threads=args.threads, work_size=args.work_size,
-                    tta=args.tta, regions=args.regions)
+    matter = _matter(args)
     report = run_evaluation(matter, args.data, args.backgrounds, args.out, args.sizes, conditions,
                             args.seed, args.limit)
     print(f"Model: {matter.info.describe()}\n")
@@ -308,7 +308,7 @@ def _run_export(args: argparse.Namespace) -> int:
 # -- serve --------------------------------------------------------------------------------
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve the web page and HTTP API",
+    p = sub.add_parser("serve", parents=[_model_flags()], help="serve the web page and HTTP API",
                        description="A page for cutting out pictures in the browser, and POST /api/cutout. "
                                    "Binds to loopback by default; --host 0.0.0.0 exposes it to the network.")
     p.add_argument("--host", default="127.0.0.1")
@@ -317,9 +317,6 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queue", type=int, default=8, help="requests allowed to wait; more get 503 (default 8)")
     p.add_argument("--max-upload-mb", type=float, default=25.0)
     p.add_argument("--max-pixels", type=float, default=100.0, metavar="MP")
-    p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threads", type=int, help="CPU threads for the network")
     p.set_defaults(func=_run_serve)
 
 
@@ -329,14 +326,13 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         _error(f"kirinuki serve needs the web extra: pip install 'kirinuki[web]' ({exc.name} is missing)")
         return 1
-    from .inference import Matter
 
     if _checkpoint_without_torch(args.model):
         return 2
     if args.workers < 1 or args.queue < 0:
         _error("--workers must be at least 1 and --queue at least 0")
         return 2
-    matter = Matter(args.model, device=args.device, threads=args.threads)
+    matter = _matter(args)
     settings = ServeSettings(host=args.host, port=args.port, workers=args.workers, queue=args.queue,
                              max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels * 1e6))
     serve(matter, settings)
