@@ -1,7 +1,9 @@
-"""The README's before/after picture: the input beside its cutout over a checkerboard.
+"""The README's before/after pictures: the input beside one or more cutouts over a checkerboard.
 
     kirinuki cutout src/kirinuki/samples/sylvie-on-meadow.jpg -o demo-output
     python tools/before_after.py src/kirinuki/samples/sylvie-on-meadow.jpg demo-output/sylvie-on-meadow.png docs/before-after.png
+
+    python tools/before_after.py INPUT CUTOUT [CUTOUT ...] OUT.png
 """
 
 import sys
@@ -18,16 +20,25 @@ def checkerboard(size, cell=16):
     return board
 
 
-def main(before: str, after: str, out: str) -> None:
+def main(before: str, *rest: str) -> None:
+    *afters, out = rest
     src = Image.open(before).convert("RGB")
-    cut = Image.open(after).convert("RGBA")
-    board = checkerboard(cut.size)
-    board.paste(cut, (0, 0), cut)
-    sheet = Image.new("RGB", (src.width + cut.width + 16, max(src.height, cut.height)), (255, 255, 255))
-    sheet.paste(src, (0, 0))
-    sheet.paste(board, (src.width + 16, 0))
+    panels = [src]
+    for after in afters:
+        cut = Image.open(after).convert("RGBA")
+        board = checkerboard(cut.size)
+        board.paste(cut, (0, 0), cut)
+        panels.append(board)
+    sheet = Image.new("RGB", (sum(p.width for p in panels) + 16 * (len(panels) - 1), max(p.height for p in panels)),
+                      (255, 255, 255))
+    x = 0
+    for panel in panels:
+        sheet.paste(panel, (x, 0))
+        x += panel.width + 16
     sheet.save(out, optimize=True)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    if len(sys.argv) < 4:
+        sys.exit("usage: python tools/before_after.py INPUT CUTOUT [CUTOUT ...] OUT.png")
+    main(*sys.argv[1:])
