@@ -71,7 +71,7 @@ def measure_one(engine: str, size: int, repeats: int, threads: int | None) -> di
     """Runs in its own process."""
     import numpy as np
 
-    from kirinuki.batch import CutoutOptions, open_image, render, save_output
+    from kirinuki.pipeline import CutoutOptions, open_image, render, save_output
     from kirinuki.inference import Matter, prepare_input, to_network_input
 
     folder = Path(tempfile.mkdtemp(prefix="kirinuki-bench-"))
@@ -108,7 +108,8 @@ def measure_one(engine: str, size: int, repeats: int, threads: int | None) -> di
 def measure_folder(count: int, threads: int | None) -> dict:
     import numpy as np
 
-    from kirinuki.batch import CutoutOptions, plan_jobs, run_batch
+    from kirinuki.batch import plan_jobs, run_batch
+    from kirinuki.pipeline import CutoutOptions
     from kirinuki.inference import Matter
     from PIL import Image
 

@@ -91,7 +91,7 @@ def test_cutout_on_magenta_loses_most_of_its_magenta_halo(onnx_matter):
     input colours leaves (measured on the shipped model: 18.6 -> 8.2 levels). What is left
     comes from alpha errors, not from the colour estimate: with the true alpha the cast
     falls to near zero (tests/test_inference.py)."""
-    from kirinuki.batch import CutoutOptions, render
+    from kirinuki.pipeline import CutoutOptions, render
 
     alpha, fg, on_magenta = sample_over_magenta()
     a = alpha[..., None]

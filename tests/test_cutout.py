@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kirinuki.batch import CutoutOptions, InputError, open_image, plan_jobs, render
+from kirinuki.batch import plan_jobs
+from kirinuki.pipeline import CutoutOptions, InputError, open_image, render
 from kirinuki.inference import Matter
 
 

@@ -14,14 +14,12 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .batch import CutoutOptions, open_image, render
+from .pipeline import CutoutOptions, open_image, render
 from .imaging import image_to_rgba_or_rgb
 from .inference import Matter
 
 _default: Matter | None = None
 _lock = threading.Lock()
-
-ImageLike = "str | os.PathLike | Image.Image | np.ndarray"
 
 
 def default_matter() -> Matter:

@@ -178,7 +178,8 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
 def _run_cutout(args: argparse.Namespace) -> int:
     if _checkpoint_without_torch(args.model):
         return 2
-    from .batch import CutoutOptions, parse_colour, plan_jobs, run_batch, shard
+    from .batch import plan_jobs, run_batch, shard
+    from .pipeline import CutoutOptions, parse_colour
     from .guided import set_thread_limit
     from .ranks import plan_rank
     from .progress import Progress
@@ -193,7 +194,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
         return 2
     max_pixels = int(args.max_pixels * 1e6)
     if args.keep or args.drop:
-        from .batch import InputError, open_image
+        from .pipeline import InputError, open_image
         from .inference import check_points
         if len(args.inputs) != 1 or Path(args.inputs[0]).is_dir():
             _error("--keep and --drop take points of one picture: give exactly one input file")

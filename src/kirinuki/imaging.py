@@ -28,16 +28,17 @@ from PIL import Image
 
 __all__ = [
     "composite",
-    "premultiply",
-    "unpremultiply",
-    "rgba_to_premultiplied",
     "resize_premultiplied",
     "pad_to_square_bottom",
     "to_float",
     "to_uint8",
     "atomic_save",
     "atomic_write",
+    "open_temporary",
     "binary_dilate",
+    "image_to_rgba_or_rgb",
+    "as_rgb_array",
+    "NOTE_KEY",
 ]
 
 
@@ -58,24 +59,6 @@ def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """
     a = alpha[..., None]
     return a * fg + (1.0 - a) * bg
-
-
-def premultiply(fg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Straight colour HxWx3 float -> premultiplied colour ``alpha * F``."""
-    return fg * alpha[..., None]
-
-
-def unpremultiply(fp: np.ndarray, alpha: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Premultiplied colour -> straight colour; 0 where alpha is 0. Float HxWx3 in [0, 1]."""
-    a = alpha[..., None]
-    return np.where(a > eps, np.clip(fp / np.maximum(a, eps), 0.0, 1.0), 0.0).astype(np.float32)
-
-
-def rgba_to_premultiplied(rgba: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """An RGBA Pillow image -> (premultiplied colour HxWx3 float32, alpha HxW float32), in [0, 1]."""
-    arr = to_float(np.asarray(rgba.convert("RGBA")))
-    alpha = arr[..., 3]
-    return premultiply(arr[..., :3], alpha), alpha
 
 
 def resize_premultiplied(rgba: Image.Image, size: tuple[int, int],

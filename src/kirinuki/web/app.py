@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .._version import __version__
-from ..batch import CutoutOptions, InputError, encode, open_image, parse_colour, render
+from ..pipeline import CutoutOptions, InputError, encode, open_image, parse_colour, render
 from ..inference import Matter, check_points
 from ..regions import MAX_POINTS, parse_points
 

@@ -1,0 +1,201 @@
+"""One picture: open it as users have it, cut it out, and encode the result.
+
+Used by the command line, the Python API and the web app alike. Bad input becomes an
+:class:`InputError` whose message is a one-line reason; outputs are written atomically, so a
+file at an output path is always complete.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageColor, UnidentifiedImageError
+
+from .foreground import estimate_foreground
+from .imaging import atomic_save, image_to_rgba_or_rgb
+from .inference import Matter
+
+__all__ = ["InputError", "CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
+           "check_encodable", "encode_params", "encode", "save_output", "DEFAULT_MAX_PIXELS", "WEBP_MAX_SIDE"]
+
+DEFAULT_MAX_PIXELS = 100_000_000
+#: The longest side a WebP file can hold (the format stores 14-bit sizes).
+WEBP_MAX_SIDE = 16383
+
+
+class InputError(Exception):
+    """An input that cannot be cut out; the message is the one-line reason and ``kind`` says
+    which sort: missing, empty, unsupported, corrupt, too_large or write."""
+
+    def __init__(self, message: str, kind: str = "unsupported") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """``#rrggbb``, ``#rgb`` or a CSS colour name -> (r, g, b)."""
+    try:
+        rgb = ImageColor.getrgb(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a colour (use #rrggbb or a name such as white)") from None
+    return tuple(rgb[:3])  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CutoutOptions:
+    """What to write. mask: the alpha alone (8-bit grayscale); background: flatten onto this
+    colour (RGB output); fmt: ``png`` or ``webp`` (lossless); trim: crop to the content plus
+    this margin (None: no crop); force: recompute alpha even when the input has one;
+    decontaminate: estimate the foreground colour on soft edges (no halo); keep, drop:
+    points whose regions are made opaque or transparent (the alpha is then always
+    computed)."""
+
+    mask: bool = False
+    background: tuple[int, int, int] | None = None
+    fmt: str = "png"
+    trim: int | None = None
+    overwrite: bool = False
+    force: bool = False
+    decontaminate: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    # Points (x, y) whose whole region is kept (opaque) or dropped (transparent).
+    keep: tuple[tuple[int, int], ...] = ()
+    drop: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.fmt
+
+
+def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open a picture as users have them: RGB or RGBA, EXIF orientation applied, colour
+    managed to sRGB, first frame of an animation. ``source`` is a path or the file's bytes.
+
+    Raises :class:`InputError` with a one-line reason for anything else; the pixel count is
+    checked against ``max_pixels`` from the header, before decoding.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise InputError("empty file (0 bytes)", "empty")
+        stream: "str | os.PathLike | io.BytesIO" = io.BytesIO(source)
+    else:
+        p = Path(source)
+        try:
+            if p.is_dir():
+                raise InputError("is a folder, not a file", "missing")
+            if p.stat().st_size == 0:
+                raise InputError("empty file (0 bytes)", "empty")
+        except FileNotFoundError:
+            raise InputError("no such file", "missing") from None
+        except PermissionError:
+            raise InputError("permission denied", "missing") from None
+        stream = p
+    # Pillow refuses pictures over twice its own limit before ours is checked: the limit
+    # asked for here is the one that applies, in the CLI, the API and the web app alike.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(stream)
+    except UnidentifiedImageError:
+        raise InputError("not an image, or a format kirinuki cannot read", "unsupported") from None
+    except Image.DecompressionBombError as exc:
+        # Pillow's own guard fired first (at twice its limit): same answer as ours below.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.1f} MP, " if found else ""
+        raise InputError(f"{size}over the limit of {max_pixels / 1e6:g} MP (--max-pixels)", "too_large") from None
+    except PermissionError:
+        raise InputError("permission denied", "missing") from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc})", "unsupported") from None
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise InputError(f"{w}x{h} is {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:g} MP "
+                             "(--max-pixels)", "too_large")
+        try:
+            im.seek(0)
+            im.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise InputError(f"truncated or corrupt image ({exc})", "corrupt") from None
+        return image_to_rgba_or_rgb(im)
+
+
+def has_real_alpha(image: Image.Image) -> bool:
+    """True when an RGBA picture's alpha carries a cutout already: some pixels fully
+    transparent (an all-opaque alpha channel says nothing)."""
+    if image.mode != "RGBA":
+        return False
+    lo, hi = image.getchannel("A").getextrema()
+    return lo == 0 and hi > 0
+
+
+def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Image.Image, str | None]:
+    """Cut out one picture (RGB or RGBA). Returns (output image, note or None).
+
+    The output is RGBA with straight alpha, or L (``mask``), or RGB (``background``).
+    """
+    note = None
+    if has_real_alpha(image) and not opts.force and not (opts.keep or opts.drop):
+        arr = np.asarray(image)
+        rgb, alpha8 = arr[..., :3], arr[..., 3]
+        note = "already has transparency: alpha kept as it is (--force recomputes it)"
+        fg = rgb
+    else:
+        rgb = np.asarray(image.convert("RGB"))
+        alpha = matter.predict_alpha(rgb, opts.keep, opts.drop)
+        fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
+        alpha8 = np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
+    if opts.trim is not None:
+        ys, xs = np.nonzero(alpha8)
+        if ys.size:
+            m = opts.trim
+            y0, y1 = max(0, ys.min() - m), min(alpha8.shape[0], ys.max() + 1 + m)
+            x0, x1 = max(0, xs.min() - m), min(alpha8.shape[1], xs.max() + 1 + m)
+            fg, alpha8 = fg[y0:y1, x0:x1], alpha8[y0:y1, x0:x1]
+    if opts.mask:
+        return Image.fromarray(np.ascontiguousarray(alpha8), "L"), note
+    if opts.background is not None:
+        a = alpha8[..., None].astype(np.float32) / 255
+        flat = fg.astype(np.float32) * a + np.asarray(opts.background, np.float32) * (1 - a)
+        return Image.fromarray(np.clip(np.rint(flat), 0, 255).astype(np.uint8), "RGB"), note
+    return Image.fromarray(np.dstack([fg, alpha8]), "RGBA"), note
+
+
+def check_encodable(size: tuple[int, int], fmt: str) -> None:
+    """Refuse, before any work, an output the format cannot hold (WebP: 16383 px a side)."""
+    if fmt == "webp" and max(size) > WEBP_MAX_SIDE:
+        raise InputError(f"{size[0]}x{size[1]} is too large for WebP (at most {WEBP_MAX_SIDE} pixels a side); "
+                         "use --format png", "too_large")
+
+
+def encode_params(fmt: str) -> dict:
+    """Pillow save parameters: PNG at a fast compression level, WebP lossless (exact alpha)."""
+    if fmt == "webp":
+        return {"format": "WEBP", "lossless": True, "quality": 50, "method": 1}
+    if fmt == "png":
+        return {"format": "PNG", "compress_level": 1}
+    raise ValueError(f"unknown output format {fmt!r}; choose png or webp")
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    """The output file's bytes (for the web app)."""
+    check_encodable(image.size, fmt)
+    buf = io.BytesIO()
+    image.save(buf, **encode_params(fmt))
+    return buf.getvalue()
+
+
+def save_output(image: Image.Image, path: Path, fmt: str) -> None:
+    """Write atomically (a complete file or none)."""
+    check_encodable(image.size, fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(image, path, **encode_params(fmt))
+
+
