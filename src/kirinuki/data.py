@@ -52,38 +52,28 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .backgrounds import flat_colour
 from .config import DataConfig
+from .imaging import BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, find_images, longest_side
 
-__all__ = ["CUTOUT_SUFFIXES", "BACKGROUND_SUFFIXES", "CutoutLibrary", "SampleMaker",
-           "CompositeDataset", "StepBatchSampler", "compose_batch", "jpeg_simulate",
-           "find_images", "BG_CLASSES", "redraw_cutout", "cast_shadow", "draw_over"]
+__all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
+           "jpeg_simulate", "BG_CLASSES", "redraw_cutout", "cast_shadow", "draw_over"]
 
-CUTOUT_SUFFIXES = (".png", ".webp")
-BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
-
-
-def find_images(root: Path, suffixes: Sequence[str]) -> list[Path]:
-    """Files under ``root`` (recursive) with one of ``suffixes``, in a stable order."""
-    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
 
 
 def _load_cutout(path: Path, max_side: int) -> np.ndarray:
     """RGBA file -> premultiplied ``HxWx4 uint8`` (mode RGBa), longest side <= max_side."""
     with Image.open(path) as im:
         im = im.convert("RGBA").convert("RGBa")
-    scale = max_side / max(im.size)
-    if scale < 1:
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                       Image.Resampling.LANCZOS)
+    if max(im.size) > max_side:
+        im = im.resize(longest_side(im.size, max_side), Image.Resampling.LANCZOS)
     return np.asarray(im)
 
 
 def _load_rgb(path: Path, max_side: int) -> np.ndarray:
     with Image.open(path) as im:
         im = im.convert("RGB")
-    scale = max_side / max(im.size)
-    if scale < 1:
-        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
+    if max(im.size) > max_side:
+        im = im.resize(longest_side(im.size, max_side), Image.Resampling.BILINEAR)
     return np.asarray(im)
 
 
@@ -148,9 +138,8 @@ def _load_pair(rgb_path: Path, max_side: int) -> tuple[np.ndarray, np.ndarray]:
         rgb, alpha = im.convert("RGB"), am.convert("L")
     if alpha.size != rgb.size:
         raise ValueError(f"{alpha_path}: size {alpha.size} differs from {rgb_path}'s {rgb.size}")
-    scale = max_side / max(rgb.size)
-    if scale < 1:
-        size = (round(rgb.width * scale), round(rgb.height * scale))
+    if max(rgb.size) > max_side:
+        size = longest_side(rgb.size, max_side)
         rgb = rgb.resize(size, Image.Resampling.LANCZOS)
         alpha = alpha.resize(size, Image.Resampling.LANCZOS)
     return np.asarray(rgb), np.asarray(alpha)

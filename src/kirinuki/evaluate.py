@@ -30,7 +30,8 @@ import numpy as np
 from PIL import Image
 
 from .backgrounds import paper_colour
-from .imaging import atomic_save, pad_to_square_bottom, resize_premultiplied, to_uint8
+from .imaging import (BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, atomic_save, find_images, pad_to_square_bottom,
+                      resize_premultiplied, to_uint8)
 from .inference import Matter
 from .metrics import METRIC_NAMES, all_metrics
 
@@ -39,8 +40,6 @@ __all__ = ["CONDITIONS", "Case", "make_cases", "score_cases", "summarise", "mark
 
 CONDITIONS = ("paper", "jpeg", "scene")
 JPEG_QUALITY = 85
-CUTOUT_SUFFIXES = (".png", ".webp")
-BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 @dataclass
@@ -52,10 +51,6 @@ class Case:
     condition: str
     image: np.ndarray
     alpha: np.ndarray
-
-
-def _files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
 
 
 def _scene_background(path: Path, rng: np.random.Generator, side: int) -> np.ndarray:
@@ -74,12 +69,12 @@ def make_cases(cutouts: str | Path, backgrounds: str | Path | None, sizes: Seque
     for c in conditions:
         if c not in CONDITIONS:
             raise ValueError(f"unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
-    files = _files(Path(cutouts), CUTOUT_SUFFIXES)
+    files = find_images(cutouts, CUTOUT_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"{cutouts}: no cutouts (*.png, *.webp) found")
     if limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, min(limit, len(files))).round().astype(int)]
-    bg_files = _files(Path(backgrounds), BACKGROUND_SUFFIXES) if backgrounds else []
+    bg_files = find_images(backgrounds, BACKGROUND_SUFFIXES) if backgrounds else []
     if "scene" in conditions and not bg_files:
         raise FileNotFoundError(f"{backgrounds}: the scene condition needs background pictures")
     for i, path in enumerate(files):

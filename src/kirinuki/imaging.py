@@ -21,12 +21,16 @@ import io
 import os
 import secrets
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 __all__ = [
+    "CUTOUT_SUFFIXES",
+    "BACKGROUND_SUFFIXES",
+    "find_images",
+    "longest_side",
     "composite",
     "resize_premultiplied",
     "pad_to_square_bottom",
@@ -40,6 +44,22 @@ __all__ = [
     "as_rgb_array",
     "NOTE_KEY",
 ]
+
+
+#: Files that hold cutouts (RGBA) and opaque backgrounds, for training and evaluation.
+CUTOUT_SUFFIXES = (".png", ".webp")
+BACKGROUND_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def find_images(root: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
+    """Files under ``root`` (recursive) with one of ``suffixes``, in a stable order."""
+    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+
+
+def longest_side(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(width, height) scaled so that the longer one is ``side`` (each at least 1)."""
+    s = side / max(size)
+    return max(1, round(size[0] * s)), max(1, round(size[1] * s))
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from PIL import Image
 
 from .config import parse_work_size
 from .guided import guided_upsample
-from .imaging import as_rgb_array, to_float
+from .imaging import as_rgb_array, longest_side, to_float
 from .regions import MAX_POINTS, apply_points, hold_edits, region_consensus
 
 __all__ = ["Matter", "ModelInfo", "default_model_path", "prepare_input", "ModelError", "check_points"]
@@ -107,8 +107,7 @@ def prepare_input(rgb: np.ndarray, work_size: int | None) -> np.ndarray:
     h, w = rgb.shape[:2]
     if work_size is None or max(h, w) == work_size:
         return to_float(rgb)
-    s = work_size / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
+    size = longest_side((w, h), work_size)
     return to_float(np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)))
 
 
