@@ -20,6 +20,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
+from .guided import GUIDED_EPS, GUIDED_RADIUS
 from .models import AlphaNet
 
 __all__ = ["box_mean", "guided_upsample", "predict_alpha_batch"]
@@ -31,7 +32,7 @@ def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def guided_upsample(alpha_lo: torch.Tensor, guide_lo: torch.Tensor, guide_hi: torch.Tensor,
-                    radius: int = 2, eps: float = 1e-3) -> torch.Tensor:
+                    radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS) -> torch.Tensor:
     """alpha_lo Nx1xhxw, guide_lo Nx3xhxw, guide_hi Nx3xHxW (floats in [0, 1]) -> Nx1xHxW."""
     mean_i = box_mean(guide_lo, radius)
     mean_p = box_mean(alpha_lo, radius)

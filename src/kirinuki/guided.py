@@ -23,7 +23,13 @@ from PIL import Image
 from .imaging import binary_dilate
 
 __all__ = ["box_mean", "guided_coefficients", "guided_upsample", "bilinear_rows", "BilinearSampler",
-           "parallel_strips"]
+           "parallel_strips", "on_threads", "set_thread_limit", "GUIDED_RADIUS", "GUIDED_EPS"]
+
+
+#: The guided filter's window radius (at the working size) and regularisation, shared by the
+#: per-picture path here and the batched tensor path (kirinuki.batched).
+GUIDED_RADIUS = 2
+GUIDED_EPS = 1e-3
 
 
 def _window_sums(x: np.ndarray, r: int) -> np.ndarray:
@@ -190,7 +196,7 @@ SETTLED = 0.5 / 255
 
 
 def guided_upsample(alpha_lo: np.ndarray, guide_lo: np.ndarray, guide_hi: np.ndarray,
-                    radius: int = 2, eps: float = 1e-3, strip: int = 512) -> np.ndarray:
+                    radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, strip: int = 512) -> np.ndarray:
     """Bring ``alpha_lo`` (hxw float32 in [0, 1]) to the size of ``guide_hi``.
 
     guide_lo: hxwx3 float32 in [0, 1], the picture the low-resolution alpha was predicted
