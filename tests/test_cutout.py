@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from kirinuki.batch import plan_jobs
-from kirinuki.pipeline import CutoutOptions, InputError, open_image, render
+from kirinuki.errors import InputError
+from kirinuki.pipeline import CutoutOptions, open_image, render
 from kirinuki.inference import Matter
 
 
@@ -463,3 +464,13 @@ def test_symlinked_sub_folders_are_walked_once(tmp_path):
     (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "in")  # a cycle must end
     jobs = plan_jobs([tmp_path / "in"], tmp_path / "out", ".png")
     assert [j.target.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["a.png", "linked/b.png"]
+
+
+def test_errors_share_one_base(tmp_path):
+    from kirinuki.errors import DataError, InputKind, KirinukiError, ModelError
+
+    with pytest.raises(InputError) as exc:
+        open_image(tmp_path / "absent.png")
+    assert exc.value.kind is InputKind.MISSING and isinstance(exc.value, KirinukiError)
+    assert InputError("x", "permission").kind is InputKind.PERMISSION
+    assert issubclass(ModelError, KirinukiError) and issubclass(DataError, KirinukiError)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from kirinuki.errors import DataError
 from kirinuki.backgrounds import PAPER_MIX, flat_colour, paper_colour
 from kirinuki.config import DataConfig, load_config
 from kirinuki.data import (CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler,
@@ -30,7 +31,7 @@ def test_library_loads_groups_and_backgrounds(library):
 
 
 def test_missing_group_is_a_clear_error(tiny_data):
-    with pytest.raises(FileNotFoundError, match="nope"):
+    with pytest.raises(DataError, match="nope"):
         CutoutLibrary.load(tiny_data, DataConfig(groups={"nope": 1.0}))
 
 

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY_KIRINET
+from kirinuki.errors import DataError
 from kirinuki.evaluate import make_cases, markdown_table, run_evaluation, summarise
 from kirinuki.imaging import pad_to_square_bottom
 from kirinuki.inference import Matter
@@ -61,5 +62,5 @@ def test_run_evaluation_writes_the_report(tiny_data, tmp_path):
 
 
 def test_scene_condition_needs_backgrounds(tiny_data):
-    with pytest.raises(FileNotFoundError, match="scene"):
+    with pytest.raises(DataError, match="scene"):
         list(make_cases(tiny_data / "val", None, [64], conditions=["scene"]))

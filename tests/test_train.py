@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import tiny_overrides
+from kirinuki.errors import DataError
 from kirinuki.checkpoint import load_checkpoint
 from kirinuki.config import LossConfig, OptimConfig, load_config, parse_override
 from kirinuki.train import alpha_loss, lr_at, train
@@ -107,7 +108,7 @@ def test_validation_scenes_come_from_their_own_folder(tiny_data, tmp_path):
           val_sizes=(64,), progress=False)
     header = open(tmp_path / "a" / "val_log.csv").readline()
     assert "64/scene/psnr" in header
-    with pytest.raises(FileNotFoundError, match="validation backgrounds"):
+    with pytest.raises(DataError, match="validation backgrounds"):
         train(cfg, tiny_data, tmp_path / "b", val_root=tiny_data / "val", val_backgrounds=tmp_path / "none",
               val_sizes=(64,), progress=False)
 

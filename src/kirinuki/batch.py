@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .errors import InputError, InputKind
 from .imaging import NOTE_KEY, atomic_write
 from .inference import Matter
-from .pipeline import CutoutOptions, InputError, check_encodable, open_image, render, save_output
+from .pipeline import CutoutOptions, check_encodable, open_image, render, save_output
 
 __all__ = ["plan_jobs", "Job", "JobRecord", "BatchSummary", "run_batch", "shard", "INPUT_SUFFIXES"]
 
@@ -169,7 +170,7 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
             try:
                 save_output(out, job.target, opts.fmt)
             except OSError as exc:
-                raise InputError(f"cannot write {job.target}: {exc.strerror or exc}", "write") from None
+                raise InputError(f"cannot write {job.target}: {exc.strerror or exc}", InputKind.WRITE) from None
             if note:
                 reason = note
                 on_note(job.source, note)

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from ._version import __version__
 from .config import PRESETS, parse_work_size
+from .errors import KirinukiError
 
 PROG = "kirinuki"
 
@@ -194,7 +195,8 @@ def _run_cutout(args: argparse.Namespace) -> int:
         return 2
     max_pixels = int(args.max_pixels * 1e6)
     if args.keep or args.drop:
-        from .pipeline import InputError, open_image
+        from .errors import InputError
+        from .pipeline import open_image
         from .inference import check_points
         if len(args.inputs) != 1 or Path(args.inputs[0]).is_dir():
             _error("--keep and --drop take points of one picture: give exactly one input file")
@@ -359,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (KirinukiError, OSError, ValueError, RuntimeError) as exc:
         _error(str(exc))
         return 1
 

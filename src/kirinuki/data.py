@@ -52,6 +52,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .backgrounds import flat_colour
 from .config import DataConfig
+from .errors import DataError
 from .imaging import BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, find_images, longest_side
 
 __all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
@@ -99,14 +100,14 @@ class CutoutLibrary:
             for group, weight in cfg.groups.items():
                 files = find_images(root / group, CUTOUT_SUFFIXES)
                 if not files:
-                    raise FileNotFoundError(f"{root / group}: no cutouts (*.png, *.webp) found")
+                    raise DataError(f"{root / group}: no cutouts (*.png, *.webp) found")
                 groups.append(group)
                 weights.append(float(weight))
                 cutouts.append(list(pool.map(lambda p: _load_cutout(p, cfg.cache_side), files)))
             bg_dir = root / cfg.backgrounds
             bg_files = find_images(bg_dir, BACKGROUND_SUFFIXES) if bg_dir.is_dir() else []
             if not bg_files and cfg.bg_scene > 0:
-                raise FileNotFoundError(f"{bg_dir}: no backgrounds found, but bg_scene > 0")
+                raise DataError(f"{bg_dir}: no backgrounds found, but bg_scene > 0")
             backgrounds = list(pool.map(lambda p: _load_rgb(p, 2 * cfg.cache_side), bg_files))
             pairs = []
             if cfg.pairs and cfg.pairs_weight > 0:
@@ -128,7 +129,7 @@ def _find_pairs(folder: Path) -> list[Path]:
                 out.append(rgb)
                 break
     if not out:
-        raise FileNotFoundError(f"{folder}: no NAME.jpg / NAME.alpha.png pairs found")
+        raise DataError(f"{folder}: no NAME.jpg / NAME.alpha.png pairs found")
     return out
 
 

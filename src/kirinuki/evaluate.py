@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .backgrounds import paper_colour
+from .errors import DataError
 from .imaging import (BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, atomic_save, find_images, pad_to_square_bottom,
                       resize_premultiplied, to_uint8)
 from .inference import Matter
@@ -71,12 +72,12 @@ def make_cases(cutouts: str | Path, backgrounds: str | Path | None, sizes: Seque
             raise ValueError(f"unknown condition {c!r}; choose from {', '.join(CONDITIONS)}")
     files = find_images(cutouts, CUTOUT_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"{cutouts}: no cutouts (*.png, *.webp) found")
+        raise DataError(f"{cutouts}: no cutouts (*.png, *.webp) found")
     if limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, min(limit, len(files))).round().astype(int)]
     bg_files = find_images(backgrounds, BACKGROUND_SUFFIXES) if backgrounds else []
     if "scene" in conditions and not bg_files:
-        raise FileNotFoundError(f"{backgrounds}: the scene condition needs background pictures")
+        raise DataError(f"{backgrounds}: the scene condition needs background pictures")
     for i, path in enumerate(files):
         with Image.open(path) as im:
             square = pad_to_square_bottom(im.convert("RGBA"))

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .config import parse_work_size
+from .errors import ModelError
 from .guided import guided_upsample
 from .imaging import as_rgb_array, longest_side, to_float
 from .regions import MAX_POINTS, apply_points, hold_edits, region_consensus
@@ -34,10 +35,6 @@ __all__ = ["Matter", "ModelInfo", "default_model_path", "prepare_input", "ModelE
 
 #: How the bundled model files are named inside the package.
 DEFAULT_MODEL = "default"
-
-
-class ModelError(RuntimeError):
-    """A model file that cannot be used (missing, corrupt, wrong checksum)."""
 
 
 @dataclass(frozen=True)

@@ -17,25 +17,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
+from .errors import InputError, InputKind
 from .foreground import estimate_foreground
 from .imaging import atomic_save, image_to_rgba_or_rgb
 from .inference import Matter
 
-__all__ = ["InputError", "CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
+__all__ = ["CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
            "check_encodable", "encode_params", "encode", "save_output", "DEFAULT_MAX_PIXELS", "WEBP_MAX_SIDE"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 #: The longest side a WebP file can hold (the format stores 14-bit sizes).
 WEBP_MAX_SIDE = 16383
-
-
-class InputError(Exception):
-    """An input that cannot be cut out; the message is the one-line reason and ``kind`` says
-    which sort: missing, empty, unsupported, corrupt, too_large or write."""
-
-    def __init__(self, message: str, kind: str = "unsupported") -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def parse_colour(text: str) -> tuple[int, int, int]:
@@ -82,19 +74,19 @@ def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MA
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
-            raise InputError("empty file (0 bytes)", "empty")
+            raise InputError("empty file (0 bytes)", InputKind.EMPTY)
         stream: "str | os.PathLike | io.BytesIO" = io.BytesIO(source)
     else:
         p = Path(source)
         try:
             if p.is_dir():
-                raise InputError("is a folder, not a file", "missing")
+                raise InputError("is a folder, not a file", InputKind.MISSING)
             if p.stat().st_size == 0:
-                raise InputError("empty file (0 bytes)", "empty")
+                raise InputError("empty file (0 bytes)", InputKind.EMPTY)
         except FileNotFoundError:
-            raise InputError("no such file", "missing") from None
+            raise InputError("no such file", InputKind.MISSING) from None
         except PermissionError:
-            raise InputError("permission denied", "missing") from None
+            raise InputError("permission denied", InputKind.PERMISSION) from None
         stream = p
     # Pillow refuses pictures over twice its own limit before ours is checked: the limit
     # asked for here is the one that applies, in the CLI, the API and the web app alike.
@@ -104,26 +96,26 @@ def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MA
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(stream)
     except UnidentifiedImageError:
-        raise InputError("not an image, or a format kirinuki cannot read", "unsupported") from None
+        raise InputError("not an image, or a format kirinuki cannot read", InputKind.UNSUPPORTED) from None
     except Image.DecompressionBombError as exc:
         # Pillow's own guard fired first (at twice its limit): same answer as ours below.
         found = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{int(found.group(1)) / 1e6:.1f} MP, " if found else ""
-        raise InputError(f"{size}over the limit of {max_pixels / 1e6:g} MP (--max-pixels)", "too_large") from None
+        raise InputError(f"{size}over the limit of {max_pixels / 1e6:g} MP (--max-pixels)", InputKind.TOO_LARGE) from None
     except PermissionError:
-        raise InputError("permission denied", "missing") from None
+        raise InputError("permission denied", InputKind.PERMISSION) from None
     except OSError as exc:
-        raise InputError(f"cannot read ({exc})", "unsupported") from None
+        raise InputError(f"cannot read ({exc})", InputKind.UNSUPPORTED) from None
     with im:
         w, h = im.size
         if w * h > max_pixels:
             raise InputError(f"{w}x{h} is {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:g} MP "
-                             "(--max-pixels)", "too_large")
+                             "(--max-pixels)", InputKind.TOO_LARGE)
         try:
             im.seek(0)
             im.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise InputError(f"truncated or corrupt image ({exc})", "corrupt") from None
+            raise InputError(f"truncated or corrupt image ({exc})", InputKind.CORRUPT) from None
         return image_to_rgba_or_rgb(im)
 
 
@@ -172,7 +164,7 @@ def check_encodable(size: tuple[int, int], fmt: str) -> None:
     """Refuse, before any work, an output the format cannot hold (WebP: 16383 px a side)."""
     if fmt == "webp" and max(size) > WEBP_MAX_SIDE:
         raise InputError(f"{size[0]}x{size[1]} is too large for WebP (at most {WEBP_MAX_SIDE} pixels a side); "
-                         "use --format png", "too_large")
+                         "use --format png", InputKind.TOO_LARGE)
 
 
 def encode_params(fmt: str) -> dict:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from ._version import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LossConfig, OptimConfig, TrainConfig, config_to_dict
+from .errors import DataError
 from .data import CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler, compose_batch
 from .models import AlphaNet, count_parameters, create_model
 from .progress import Progress
@@ -281,7 +282,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     if val_root and procs.main:
         from .evaluate import make_cases
         if val_backgrounds and not Path(val_backgrounds).is_dir():
-            raise FileNotFoundError(f"{val_backgrounds}: no such folder of validation backgrounds")
+            raise DataError(f"{val_backgrounds}: no such folder of validation backgrounds")
         bg = Path(val_backgrounds) if val_backgrounds else Path(val_root).parent / "backgrounds"
         val_cases = list(make_cases(val_root, bg if bg.is_dir() else None, val_sizes,
                                     ("paper", "scene") if bg.is_dir() else ("paper",),

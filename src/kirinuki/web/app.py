@@ -27,13 +27,15 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .._version import __version__
-from ..pipeline import CutoutOptions, InputError, encode, open_image, parse_colour, render
+from ..errors import InputError, InputKind
+from ..pipeline import CutoutOptions, encode, open_image, parse_colour, render
 from ..inference import Matter, check_points
 from ..regions import MAX_POINTS, parse_points
 
 __all__ = ["ServeSettings", "create_app", "safe_download_name", "parse_multipart"]
 
-STATUS_FOR_KIND = {"empty": 415, "unsupported": 415, "corrupt": 415, "too_large": 422, "bad_option": 422}
+STATUS_FOR_KIND = {InputKind.EMPTY: 415, InputKind.UNSUPPORTED: 415, InputKind.CORRUPT: 415,
+                   InputKind.TOO_LARGE: 422, InputKind.BAD_OPTION: 422}
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
 
 
@@ -223,7 +225,7 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
                 try:
                     check_points(opts.keep, opts.drop, *image.size)
                 except ValueError as exc:
-                    raise InputError(str(exc), "bad_option") from None
+                    raise InputError(str(exc), InputKind.BAD_OPTION) from None
                 out, _ = render(matter, image, opts)
                 return encode(out, opts.fmt)
             try:
