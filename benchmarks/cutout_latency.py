@@ -71,7 +71,8 @@ def measure_one(engine: str, size: int, repeats: int, threads: int | None) -> di
     """Runs in its own process."""
     import numpy as np
 
-    from kirinuki.pipeline import CutoutOptions, open_image, render, save_output
+    from kirinuki.imaging import open_image
+    from kirinuki.pipeline import CutoutOptions, render, save_output
     from kirinuki.inference import Matter, prepare_input, to_network_input
 
     folder = Path(tempfile.mkdtemp(prefix="kirinuki-bench-"))

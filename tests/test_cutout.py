@@ -10,7 +10,8 @@ from PIL import Image
 
 from kirinuki.batch import plan_jobs
 from kirinuki.errors import InputError
-from kirinuki.pipeline import CutoutOptions, open_image, render
+from kirinuki.imaging import open_image
+from kirinuki.pipeline import CutoutOptions, render
 from kirinuki.inference import Matter
 
 

@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .pipeline import CutoutOptions, open_image, render
-from .imaging import image_to_rgba_or_rgb
+from .imaging import image_to_rgba_or_rgb, open_image
 from .inference import Matter
+from .pipeline import CutoutOptions, render
 
 _default: Matter | None = None
 _lock = threading.Lock()

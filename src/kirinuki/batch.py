@@ -18,7 +18,8 @@ from typing import Callable, Iterable, Sequence
 from .errors import InputError, InputKind
 from .imaging import NOTE_KEY, atomic_write
 from .inference import Matter
-from .pipeline import CutoutOptions, check_encodable, open_image, render, save_output
+from .imaging import open_image
+from .pipeline import CutoutOptions, check_encodable, render, save_output
 
 __all__ = ["plan_jobs", "Job", "JobRecord", "BatchSummary", "run_batch", "shard", "INPUT_SUFFIXES"]
 

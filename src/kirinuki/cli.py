@@ -10,6 +10,7 @@ from typing import Sequence
 from ._version import __version__
 from .config import PRESETS, parse_work_size
 from .errors import KirinukiError
+from .imaging import DEFAULT_MAX_PIXELS, MEGAPIXEL
 
 PROG = "kirinuki"
 
@@ -166,7 +167,7 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="recompute the alpha of inputs that already have one")
     p.add_argument("--no-decontaminate", dest="decontaminate", action="store_false",
                    help="keep the input colours on soft edges")
-    p.add_argument("--max-pixels", type=float, default=100.0, metavar="MP",
+    p.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / MEGAPIXEL, metavar="MP",
                    help="refuse pictures over this many megapixels, checked before decoding (default 100)")
     p.add_argument("--distributed", action="store_true",
                    help="take this process's share of the inputs from RANK / WORLD_SIZE (as torchrun sets "
@@ -193,10 +194,10 @@ def _run_cutout(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.output.is_dir():
         _error(f"{args.output}: not a folder")
         return 2
-    max_pixels = int(args.max_pixels * 1e6)
+    max_pixels = int(args.max_pixels * MEGAPIXEL)
     if args.keep or args.drop:
         from .errors import InputError
-        from .pipeline import open_image
+        from .imaging import open_image
         from .inference import check_points
         if len(args.inputs) != 1 or Path(args.inputs[0]).is_dir():
             _error("--keep and --drop take points of one picture: give exactly one input file")
@@ -319,7 +320,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="cutouts computed at the same time (default 1)")
     p.add_argument("--queue", type=int, default=8, help="requests allowed to wait; more get 503 (default 8)")
     p.add_argument("--max-upload-mb", type=float, default=25.0)
-    p.add_argument("--max-pixels", type=float, default=100.0, metavar="MP")
+    p.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / MEGAPIXEL, metavar="MP",
+                   help="refuse pictures over this many megapixels (default %(default)g)")
     p.set_defaults(func=_run_serve)
 
 
@@ -337,7 +339,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         return 2
     matter = _matter(args)
     settings = ServeSettings(host=args.host, port=args.port, workers=args.workers, queue=args.queue,
-                             max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels * 1e6))
+                             max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels * MEGAPIXEL))
     serve(matter, settings)
     return 0
 

@@ -8,24 +8,20 @@ file at an output path is always complete.
 from __future__ import annotations
 
 import io
-import os
-import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageColor, UnidentifiedImageError
+from PIL import Image, ImageColor
 
 from .errors import InputError, InputKind
 from .foreground import estimate_foreground
-from .imaging import atomic_save, image_to_rgba_or_rgb
+from .imaging import DEFAULT_MAX_PIXELS, atomic_save
 from .inference import Matter
 
-__all__ = ["CutoutOptions", "open_image", "parse_colour", "has_real_alpha", "render",
-           "check_encodable", "encode_params", "encode", "save_output", "DEFAULT_MAX_PIXELS", "WEBP_MAX_SIDE"]
+__all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render",
+           "check_encodable", "encode_params", "encode", "save_output", "WEBP_MAX_SIDE"]
 
-DEFAULT_MAX_PIXELS = 100_000_000
 #: The longest side a WebP file can hold (the format stores 14-bit sizes).
 WEBP_MAX_SIDE = 16383
 
@@ -63,60 +59,6 @@ class CutoutOptions:
     @property
     def suffix(self) -> str:
         return "." + self.fmt
-
-
-def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open a picture as users have them: RGB or RGBA, EXIF orientation applied, colour
-    managed to sRGB, first frame of an animation. ``source`` is a path or the file's bytes.
-
-    Raises :class:`InputError` with a one-line reason for anything else; the pixel count is
-    checked against ``max_pixels`` from the header, before decoding.
-    """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise InputError("empty file (0 bytes)", InputKind.EMPTY)
-        stream: "str | os.PathLike | io.BytesIO" = io.BytesIO(source)
-    else:
-        p = Path(source)
-        try:
-            if p.is_dir():
-                raise InputError("is a folder, not a file", InputKind.MISSING)
-            if p.stat().st_size == 0:
-                raise InputError("empty file (0 bytes)", InputKind.EMPTY)
-        except FileNotFoundError:
-            raise InputError("no such file", InputKind.MISSING) from None
-        except PermissionError:
-            raise InputError("permission denied", InputKind.PERMISSION) from None
-        stream = p
-    # Pillow refuses pictures over twice its own limit before ours is checked: the limit
-    # asked for here is the one that applies, in the CLI, the API and the web app alike.
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(stream)
-    except UnidentifiedImageError:
-        raise InputError("not an image, or a format kirinuki cannot read", InputKind.UNSUPPORTED) from None
-    except Image.DecompressionBombError as exc:
-        # Pillow's own guard fired first (at twice its limit): same answer as ours below.
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(found.group(1)) / 1e6:.1f} MP, " if found else ""
-        raise InputError(f"{size}over the limit of {max_pixels / 1e6:g} MP (--max-pixels)", InputKind.TOO_LARGE) from None
-    except PermissionError:
-        raise InputError("permission denied", InputKind.PERMISSION) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc})", InputKind.UNSUPPORTED) from None
-    with im:
-        w, h = im.size
-        if w * h > max_pixels:
-            raise InputError(f"{w}x{h} is {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:g} MP "
-                             "(--max-pixels)", InputKind.TOO_LARGE)
-        try:
-            im.seek(0)
-            im.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise InputError(f"truncated or corrupt image ({exc})", InputKind.CORRUPT) from None
-        return image_to_rgba_or_rgb(im)
 
 
 def has_real_alpha(image: Image.Image) -> bool:

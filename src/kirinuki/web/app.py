@@ -28,7 +28,8 @@ from fastapi.staticfiles import StaticFiles
 
 from .._version import __version__
 from ..errors import InputError, InputKind
-from ..pipeline import CutoutOptions, encode, open_image, parse_colour, render
+from ..imaging import DEFAULT_MAX_PIXELS, open_image
+from ..pipeline import CutoutOptions, encode, parse_colour, render
 from ..inference import Matter, check_points
 from ..regions import MAX_POINTS, parse_points
 
@@ -46,7 +47,7 @@ class ServeSettings:
     workers: int = 1              # inferences at a time
     queue: int = 8                # requests allowed to wait for a worker
     max_upload_mb: float = 25.0
-    max_pixels: int = 100_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     retry_after_s: int = 2
 
 
