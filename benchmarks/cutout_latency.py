@@ -47,7 +47,7 @@ MODEL = os.environ.get("KIRINUKI_BENCH_MODEL", "default")
 def model_path(engine: str) -> str:
     """The bundled model ``MODEL`` (``--model``: default or quality) for the engine, or a
     file given by path."""
-    from kirinuki.inference import bundled_file, bundled_slots
+    from kirinuki.bundled import bundled_file, bundled_slots
     if MODEL not in bundled_slots():
         return MODEL
     return str(bundled_file(f"{MODEL}.onnx" if engine == "onnx" else f"{MODEL}.pt"))

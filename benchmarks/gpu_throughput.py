@@ -16,7 +16,7 @@ import torch
 
 from kirinuki.batched import predict_alpha_batch
 from kirinuki.checkpoint import load_checkpoint, model_from_checkpoint
-from kirinuki.inference import bundled_file
+from kirinuki.bundled import bundled_file
 
 
 def main() -> None:

@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from conftest import sample_over_magenta
-from kirinuki.inference import Matter, ModelError, bundled_file, bundled_model_info, weights_folder
+from kirinuki.bundled import bundled_file, bundled_model_info, weights_folder
+from kirinuki.errors import ModelError
+from kirinuki.inference import Matter
 from kirinuki.metrics import iou, psnr
 from kirinuki.samples import sample_paths, true_alpha_path
 
@@ -127,7 +129,7 @@ def test_bundling_swaps_files_only_after_every_check(tmp_path, tiny_checkpoint_p
 
 
 def test_a_bundled_model_is_named_by_its_slot(onnx_matter):
-    from kirinuki.inference import bundled_slots
+    from kirinuki.bundled import bundled_slots
 
     assert "default" in bundled_slots()
     named = Matter("default")

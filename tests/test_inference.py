@@ -6,7 +6,8 @@ from PIL import Image
 from conftest import sample_over_magenta
 from kirinuki.export import export_checkpoint, parity_images
 from kirinuki.guided import bilinear_rows, box_mean, guided_upsample
-from kirinuki.inference import Matter, ModelError
+from kirinuki.errors import ModelError
+from kirinuki.inference import Matter
 from kirinuki.metrics import edge_iou, mae
 from kirinuki.samples import sample_paths
 
@@ -179,7 +180,7 @@ def test_batched_path_matches_the_per_picture_path_with_the_bundled_model():
     closely than the working-size alpha merely enlarged (what a broken guided step gives)."""
     from kirinuki.batched import predict_alpha_batch
     from kirinuki.checkpoint import load_checkpoint, model_from_checkpoint
-    from kirinuki.inference import bundled_file
+    from kirinuki.bundled import bundled_file
 
     model = model_from_checkpoint(load_checkpoint(bundled_file("default.pt"))).eval()
     matter = Matter(bundled_file("default.pt"), device="cpu")

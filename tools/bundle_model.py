@@ -26,7 +26,7 @@ import torch
 
 from kirinuki.checkpoint import load_checkpoint, save_checkpoint
 from kirinuki.export import export_checkpoint, parity_images
-from kirinuki.inference import sha256_file
+from kirinuki.bundled import sha256_file
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "kirinuki" / "weights"
 

@@ -57,12 +57,12 @@ def _torch_missing(what: str) -> bool:
 def _checkpoint_without_torch(model: str | None) -> bool:
     if not model or str(model).lower().endswith(".onnx"):
         return False
-    from .inference import bundled_slots
+    from .bundled import bundled_slots
     return str(model) not in bundled_slots() and _torch_missing(f"--model {model} (a training checkpoint)")
 
 
 def _version_text() -> str:
-    from .inference import bundled_model_info
+    from .bundled import bundled_model_info
 
     info = bundled_model_info()
     model = f"{info['name']} {info.get('version', '')}".strip() if info else "no bundled model"
@@ -142,7 +142,7 @@ def _trim_margin(text: str) -> int:
 
 
 def _add_cutout(sub: argparse._SubParsersAction) -> None:
-    from .inference import bundled_model_info
+    from .bundled import bundled_model_info
 
     info = bundled_model_info()
     model = f"{info['name']} {info.get('version', '')}".strip() if info else "none bundled"

@@ -14,27 +14,23 @@ ONNX file, or a training checkpoint through PyTorch) and :meth:`Matter.predict_a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
+from .bundled import DEFAULT_MODEL, bundled_file, bundled_model_info, bundled_slots
 from .config import parse_work_size
 from .errors import ModelError
 from .guided import guided_upsample
 from .imaging import as_rgb_array, longest_side, to_float
 from .regions import MAX_POINTS, apply_points, hold_edits, region_consensus
+from .runtimes import module_runner, onnx_runner
 
-__all__ = ["Matter", "ModelInfo", "default_model_path", "prepare_input", "ModelError", "check_points"]
-
-#: How the bundled model files are named inside the package.
-DEFAULT_MODEL = "default"
+__all__ = ["Matter", "ModelInfo", "prepare_input", "to_network_input", "restore_size", "check_points"]
 
 
 @dataclass(frozen=True)
@@ -52,51 +48,6 @@ class ModelInfo:
     def describe(self) -> str:
         ws = self.work_size or "native"
         return f"{self.name} ({self.arch}, working size {ws})"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def weights_folder() -> Path:
-    """Where the bundled model lives inside the installed package."""
-    return Path(str(resources.files("kirinuki").joinpath("weights")))
-
-
-def bundled_file(filename: str, folder: Path | None = None) -> Path:
-    """A file of a bundled model (``default.onnx``, ``quality.pt``...), after checking its
-    checksum against that model's manifest beside it (``default.json``...)."""
-    folder = folder or weights_folder()
-    manifest = folder / f"{Path(filename).stem}.json"
-    path = folder / filename
-    if not manifest.exists() or not path.exists():
-        raise ModelError(f"{path}: the bundled model is missing from this installation")
-    expected = json.loads(manifest.read_text("utf-8"))["files"][filename]["sha256"]
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ModelError(f"{path}: checksum mismatch (expected {expected[:12]}..., got {actual[:12]}...); "
-                         "reinstall kirinuki")
-    return path
-
-
-def default_model_path() -> Path:
-    """The bundled ONNX model, checksum verified."""
-    return bundled_file(f"{DEFAULT_MODEL}.onnx")
-
-
-def bundled_model_info(slot: str = DEFAULT_MODEL) -> dict[str, Any]:
-    """A bundled model's manifest (name, version, metrics, checksums), without loading it."""
-    path = weights_folder() / f"{slot}.json"
-    return json.loads(path.read_text("utf-8")) if path.exists() else {}
-
-
-def bundled_slots() -> list[str]:
-    """The names of the bundled models (``default``, and ``quality`` when it is bundled)."""
-    return sorted(p.stem for p in weights_folder().glob("*.json") if (p.with_suffix(".onnx")).exists())
 
 
 def prepare_input(rgb: np.ndarray, work_size: int | None) -> np.ndarray:
@@ -130,58 +81,6 @@ def restore_size(alpha_lo: np.ndarray, guide_lo: np.ndarray, rgb: np.ndarray, re
     return np.clip(np.asarray(im.resize((w, h), resample)), 0.0, 1.0)
 
 
-def _onnx_runner(path: Path, device: str, threads: int | None) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    providers: list = ["CPUExecutionProvider"]
-    cuda = device == "auto" or device.startswith("cuda")
-    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-        device_id = int(device.split(":")[1]) if ":" in device else 0
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_id}))
-    elif device.startswith("cuda"):
-        raise ModelError(f"--device {device}: ONNX Runtime has no CUDA provider in this installation "
-                         "(use a training checkpoint with --model to run on the GPU through PyTorch)")
-    try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    except Exception as exc:
-        raise ModelError(f"{path}: not a usable ONNX model ({exc.__class__.__name__})") from exc
-    meta_map = session.get_modelmeta().custom_metadata_map
-    meta = json.loads(meta_map.get("kirinuki", "{}"))
-    name = session.get_inputs()[0].name
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: x})[0]
-    return run, meta
-
-
-def _torch_device(device: str) -> Any:
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"--device {device}: PyTorch sees no CUDA device")
-    return torch.device(device)
-
-
-def _module_runner(module: Any, device: str, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
-
-    dev = _torch_device(device)
-    if threads:
-        torch.set_num_threads(threads)
-    module = module.to(dev).eval()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(x).to(dev)).float().cpu().numpy()
-    return run
-
-
 class Matter:
     """A loaded alpha model, reused across calls.
 
@@ -209,7 +108,7 @@ class Matter:
             if not path.is_file():
                 raise ModelError(f"{path}: no such model file")
         if path.suffix.lower() == ".onnx":
-            self._run, meta = _onnx_runner(path, device, threads)
+            self._run, meta = onnx_runner(path, device, threads)
             info = ModelInfo(name=manifest.get("name", meta.get("name", path.stem)),
                              arch=meta.get("arch", "unknown"), arch_args=meta.get("arch_args", {}),
                              work_size=meta.get("work_size"), pad_multiple=meta.get("pad_multiple", 1),
@@ -220,7 +119,7 @@ class Matter:
 
             state = load_checkpoint(path)
             module = model_from_checkpoint(state)
-            self._run = _module_runner(module, device, threads)
+            self._run = module_runner(module, device, threads)
             info = ModelInfo(name=state.get("name", path.stem), arch=state["arch"],
                              arch_args=state["arch_args"], work_size=state.get("work_size"),
                              pad_multiple=module.pad_multiple,
@@ -235,7 +134,7 @@ class Matter:
                     name: str = "in-memory") -> "Matter":
         """Wrap a live ``AlphaNet`` (used by training's validation)."""
         self = cls.__new__(cls)
-        self._run = _module_runner(module, device, None)
+        self._run = module_runner(module, device, None)
         self.info = ModelInfo(name=name, arch=type(module).__name__, arch_args=dict(module.config),
                               work_size=work_size, pad_multiple=module.pad_multiple)
         self.refine = True

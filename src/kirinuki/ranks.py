@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-__all__ = ["RankPlan", "plan_rank", "cuda_visible", "onnx_has_cuda"]
+from .runtimes import torch_cuda_available
+
+__all__ = ["RankPlan", "plan_rank", "onnx_has_cuda"]
 
 
 @dataclass(frozen=True)
@@ -21,15 +23,6 @@ class RankPlan:
     device: str
     threads: int | None
     note: str | None = None
-
-
-def cuda_visible() -> bool:
-    """A CUDA device that PyTorch can use (False without PyTorch)."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 def onnx_has_cuda() -> bool:
@@ -48,7 +41,7 @@ def plan_rank(model: str | None, device: str, threads: int | None, env: Mapping[
     rank, world = int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1"))
     local, local_world = int(env.get("LOCAL_RANK", "0")), int(env.get("LOCAL_WORLD_SIZE", "1"))
     cpu_share = threads or max(1, (os.cpu_count() or 1) // max(1, local_world))
-    if device not in ("auto", "cuda") or not (cuda_visible() if cuda is None else cuda):
+    if device not in ("auto", "cuda") or not (torch_cuda_available() if cuda is None else cuda):
         return RankPlan(rank, world, device, cpu_share)
     on_torch = model is not None and not str(model).lower().endswith(".onnx")
     if on_torch or (onnx_has_cuda() if onnx_cuda is None else onnx_cuda):

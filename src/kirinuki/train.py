@@ -38,6 +38,7 @@ from .errors import DataError
 from .data import CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler, compose_batch
 from .models import AlphaNet, count_parameters, create_model
 from .progress import Progress
+from .runtimes import resolve_torch_device
 
 __all__ = ["lr_at", "alpha_loss", "train", "TrainResult"]
 
@@ -125,9 +126,7 @@ class _Processes:
 def _setup_processes(device: str) -> _Processes:
     """One process, or one of ``WORLD_SIZE`` started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device is available")
+    cuda = resolve_torch_device(device).type == "cuda"  # one resolver for training and inference
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
     rank = dist.get_rank() if world > 1 else 0
@@ -205,7 +204,7 @@ def _validate(model: AlphaNet, cfg: TrainConfig, cases: list, device: torch.devi
 
 
 def _initial_weights(init_from: str | Path) -> dict[str, Any]:
-    from .inference import bundled_file, bundled_slots
+    from .bundled import bundled_file, bundled_slots
     if str(init_from) in bundled_slots() and not Path(init_from).exists():
         init_from = bundled_file(f"{init_from}.pt")
     return load_checkpoint(init_from)
