@@ -61,7 +61,7 @@ def rng() -> np.random.Generator:
 
 def tiny_overrides(**extra) -> list[dict]:
     """Config overrides for a seconds-long run on ``tiny_data``."""
-    base = {"sizes": [64], "batch": 4, "workers": 0, "val_every": 0, "ckpt_every": 0, "log_every": 1,
+    base = {"sizes": [64], "batch": 4, "workers": 0, "val_every": 0, "ckpt_every": 0, "log_every": 1, "val_sizes": [64],
             "model": {"args": TINY_KIRINET, "work_size": 64},
             "data": {"groups": {"train/a": 2.0, "train/b": 1.0}, "cache_side": 128}}
     base.update(extra)

@@ -84,7 +84,7 @@ def test_presets_are_the_documented_recipes():
 
 def test_short_run_writes_checkpoint_and_logs(tiny_data, tmp_path):
     cfg = load_config("default", overrides=tiny_overrides(steps=3, val_every=3))
-    result = train(cfg, tiny_data, tmp_path, val_root=tiny_data / "val", val_sizes=(64,), progress=False)
+    result = train(cfg, tiny_data, tmp_path, val_root=tiny_data / "val", progress=False)
     assert result.step == 3
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["step"] == 3 and state["arch"] == "kirinet" and "optimizer" in state
@@ -105,12 +105,12 @@ def test_validation_scenes_come_from_their_own_folder(tiny_data, tmp_path):
     synthetic_background(np.random.default_rng(9)).save(val_bg / "v.jpg")
     cfg = load_config("default", overrides=tiny_overrides(steps=1, val_every=1))
     train(cfg, tiny_data, tmp_path / "a", val_root=tiny_data / "val", val_backgrounds=val_bg,
-          val_sizes=(64,), progress=False)
+          progress=False)
     header = open(tmp_path / "a" / "val_log.csv").readline()
     assert "64/scene/psnr" in header
     with pytest.raises(DataError, match="validation backgrounds"):
         train(cfg, tiny_data, tmp_path / "b", val_root=tiny_data / "val", val_backgrounds=tmp_path / "none",
-              val_sizes=(64,), progress=False)
+              progress=False)
 
 
 def test_decay_over_a_time_budget(tiny_data, tmp_path):
@@ -155,7 +155,7 @@ def test_resume_really_starts_from_the_checkpoint(tiny_data, tmp_path):
 
 def test_resume_keeps_the_best_score_and_the_time_budget(tiny_data, tmp_path):
     cfg = load_config("default", overrides=tiny_overrides(steps=2, val_every=1))
-    train(cfg, tiny_data, tmp_path, val_root=tiny_data / "val", val_sizes=(64,), progress=False)
+    train(cfg, tiny_data, tmp_path, val_root=tiny_data / "val", progress=False)
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["best_psnr"] == load_checkpoint(tmp_path / "best.pt")["metrics"]["psnr"]
     # The latest score was dreadful but the best so far unbeatable: best.pt must stay.
@@ -163,7 +163,7 @@ def test_resume_keeps_the_best_score_and_the_time_budget(tiny_data, tmp_path):
     torch.save(state, tmp_path / "last.pt")
     best_before = (tmp_path / "best.pt").read_bytes()
     train(load_config("default", overrides=tiny_overrides(steps=3, val_every=1)), tiny_data, tmp_path,
-          resume=tmp_path / "last.pt", val_root=tiny_data / "val", val_sizes=(64,), progress=False)
+          resume=tmp_path / "last.pt", val_root=tiny_data / "val", progress=False)
     assert (tmp_path / "best.pt").read_bytes() == best_before
     # --minutes is the whole run's budget: one already spent trains no further step.
     state = load_checkpoint(tmp_path / "last.pt")

@@ -148,7 +148,9 @@ class TrainConfig:
     seed: int = 0
     workers: int = 1                  # DataLoader worker processes
     val_every: int = 200
-    val_images: int = 16
+    val_images: int = 16              # validation cutouts, evenly spaced through the folder
+    val_sizes: tuple[int, ...] = (256, 512)
+    val_seed: int = 1234              # the validation composites' seed (fixed across runs)
     ckpt_every: int = 200
     log_every: int = 10
     device: str = "auto"              # auto | cpu | cuda

@@ -24,7 +24,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -217,27 +217,23 @@ def _load_weights(model: AlphaNet, state: dict[str, Any], cfg: TrainConfig, sour
     model.load_state_dict(state["model"])
 
 
-def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
-          resume: str | Path | None = None, init_from: str | Path | None = None,
-          val_root: str | Path | None = None, val_backgrounds: str | Path | None = None,
-          val_sizes: tuple[int, ...] = (256, 512), progress: bool = True) -> TrainResult:
-    """Train ``cfg`` on the cutouts under ``data_root``; checkpoints go to ``out_dir``.
+@dataclass
+class _Run:
+    """The model side of a run: the network, its optimiser and where a resumed run stands."""
 
-    resume: a checkpoint to continue from (weights, optimiser, step). init_from: a checkpoint
-    (or ``"default"``, the bundled model) whose weights start a new run, e.g. a fine-tune.
-    val_root: a folder of cutouts scored every ``cfg.val_every`` steps (never trained on).
-    val_backgrounds: the scene backgrounds for that validation (never trained on either);
-    by default ``backgrounds/`` beside ``val_root`` when it exists, else no scene condition.
-    """
-    procs = _setup_processes(cfg.device)
-    out_dir = Path(out_dir)
+    model: AlphaNet
+    net: torch.nn.Module            # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    state: dict[str, Any] | None    # the checkpoint resumed from
+    start_step: int
+    train_seconds: float
+
+
+def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
+                 init_from: str | Path | None) -> _Run:
+    """The network (resumed, started from other weights, from published ImageNet weights, or
+    from the seed), on its device, with its optimiser; wrapped for several processes."""
     cuda = procs.device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    # -- model and optimiser -----------------------------------------------------------------
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model.name, **cfg.model.args)
     start_step, train_seconds, state = 0, 0.0, None
@@ -266,63 +262,158 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
         if cuda:  # batch statistics over the global batch, not each GPU's slice
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[procs.device.index] if cuda else None)
+    return _Run(model, net, opt, state, start_step, train_seconds)
 
-    # -- data ----------------------------------------------------------------------------------
+
+def _build_data(cfg: TrainConfig, data_root: str | Path, procs: _Processes,
+                start_step: int) -> tuple[CutoutLibrary, StepBatchSampler, Iterator]:
+    """The cutout library and the endless stream of this process's micro-batches from
+    ``start_step`` on (uint8 ``fp``, ``alpha``, ``bg`` on the CPU)."""
     micro = cfg.micro_batch or cfg.batch // procs.world
     library = CutoutLibrary.load(data_root, cfg.data)
     dataset = CompositeDataset(SampleMaker(library, cfg.data), cfg.seed)
     sampler = StepBatchSampler(start_step, cfg.batch, micro, procs.rank, procs.world, cfg.sizes, cfg.seed)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=cuda,
+        dataset, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=procs.device.type == "cuda",
         worker_init_fn=_ignore_interrupts if cfg.workers else None,
         prefetch_factor=4 if cfg.workers else None, persistent_workers=bool(cfg.workers))
-    batches = iter(loader)
-    val_cases: list = []
-    if val_root and procs.main:
-        from .evaluate import make_cases
-        if val_backgrounds and not Path(val_backgrounds).is_dir():
-            raise DataError(f"{val_backgrounds}: no such folder of validation backgrounds")
-        bg = Path(val_backgrounds) if val_backgrounds else Path(val_root).parent / "backgrounds"
-        val_cases = list(make_cases(val_root, bg if bg.is_dir() else None, val_sizes,
-                                    ("paper", "scene") if bg.is_dir() else ("paper",),
-                                    seed=1234, limit=cfg.val_images))
+    return library, sampler, iter(loader)
 
-    def snapshot(step: int, metrics: dict[str, float]) -> dict[str, Any]:
-        return {"name": f"{cfg.model.name}-step{step}", "arch": cfg.model.name, "arch_args": model.config,
+
+def _validation_cases(cfg: TrainConfig, val_root: str | Path | None,
+                      val_backgrounds: str | Path | None) -> list:
+    """The fixed composites scored during training (paper, and scene where backgrounds exist)."""
+    if not val_root:
+        return []
+    from .evaluate import make_cases
+    if val_backgrounds and not Path(val_backgrounds).is_dir():
+        raise DataError(f"{val_backgrounds}: no such folder of validation backgrounds")
+    bg = Path(val_backgrounds) if val_backgrounds else Path(val_root).parent / "backgrounds"
+    return list(make_cases(val_root, bg if bg.is_dir() else None, cfg.val_sizes,
+                           ("paper", "scene") if bg.is_dir() else ("paper",),
+                           seed=cfg.val_seed, limit=cfg.val_images))
+
+
+def _train_step(cfg: TrainConfig, run: _Run, procs: _Processes, batches: Iterator, step: int, accum: int,
+                lr: float) -> tuple[float, dict[str, float]]:
+    """One optimisation step over ``accum`` micro-batches; returns (loss, its parts)."""
+    cuda = procs.device.type == "cuda"
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    run.opt.zero_grad(set_to_none=True)
+    parts: dict[str, float] = {}
+    total = 0.0
+    for j in range(accum):
+        fp, alpha, bg = (t.to(procs.device, non_blocking=True) for t in next(batches))
+        g = torch.Generator(procs.device).manual_seed(_seed(cfg.seed, step, procs.rank, j))
+        x, target = compose_batch(fp, alpha, bg, cfg.data, g)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        sync = run.net.no_sync() if (procs.world > 1 and j < accum - 1) else nullcontext()
+        with sync:
+            with amp:
+                pred = run.net(x)
+            loss, p = alpha_loss(pred.float(), target, cfg.loss)
+            (loss / accum).backward()
+        total += float(loss.detach()) / accum
+        for k, v in p.items():
+            parts[k] = parts.get(k, 0.0) + v / accum
+    if cfg.optim.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.grad_clip)
+    run.opt.step()
+    return total, parts
+
+
+class _Keeper:
+    """What a run writes: logs, validation scores, ``best.pt`` (the best validation score
+    over the whole run, resumes included) and ``last.pt``, all from the main process."""
+
+    def __init__(self, cfg: TrainConfig, run: _Run, procs: _Processes, out_dir: Path, val_cases: list) -> None:
+        self.cfg, self.run, self.procs, self.out_dir, self.val_cases = cfg, run, procs, out_dir, val_cases
+        state = run.state
+        self.metrics: dict[str, float] = dict(state.get("metrics", {})) if state else {}
+        # The latest score is not the best one: seeding from it would let a worse model
+        # overwrite best.pt.
+        self.best = float(state.get("best_psnr", float("-inf"))) if state else float("-inf")
+        if state and "best_psnr" not in state and (out_dir / "best.pt").exists():  # older checkpoints
+            self.best = float(load_checkpoint(out_dir / "best.pt").get("metrics", {}).get("psnr", self.best))
+        self.started = time.time()
+        self.last: Path | None = None
+
+    def elapsed(self) -> float:
+        """Training wall time of the whole run, earlier sessions of a resumed run included."""
+        return self.run.train_seconds + (time.time() - self.started)
+
+    def snapshot(self, step: int) -> dict[str, Any]:
+        cfg, run = self.cfg, self.run
+        return {"name": f"{cfg.model.name}-step{step}", "arch": cfg.model.name, "arch_args": run.model.config,
                 "work_size": cfg.model.work_size, "config": config_to_dict(cfg), "step": step,
-                "samples_seen": step * cfg.batch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "metrics": metrics, "best_psnr": best, "train_seconds": elapsed(),
-                "kirinuki_version": __version__, "world_size": procs.world}
+                "samples_seen": step * cfg.batch, "model": run.model.state_dict(),
+                "optimizer": run.opt.state_dict(), "metrics": self.metrics, "best_psnr": self.best,
+                "train_seconds": self.elapsed(), "kirinuki_version": __version__, "world_size": self.procs.world}
 
+    def after_step(self, step: int, lr: float, loss: float, parts: dict[str, float], rate: float) -> str | None:
+        """Log, validate and checkpoint as the config says; returns a validation line or None."""
+        cfg, out = self.cfg, self.out_dir
+        line = None
+        if step % cfg.log_every == 0:
+            _append_csv(out / "train_log.csv", {"step": step, "seconds": round(self.elapsed(), 2), "lr": lr,
+                                                "loss": loss, **parts, "images_per_s": round(rate, 2)})
+        if self.val_cases and cfg.val_every and step % cfg.val_every == 0:
+            self.metrics = _validate(self.run.model, cfg, self.val_cases, self.procs.device)
+            _append_csv(out / "val_log.csv", {"step": step, **{k: round(v, 5) for k, v in self.metrics.items()}})
+            line = f"validation PSNR {self.metrics['psnr']:.2f} IoU {self.metrics['iou']:.4f}"
+            if self.metrics["psnr"] > self.best:
+                self.best = self.metrics["psnr"]
+                save_checkpoint(self.snapshot(step), out / "best.pt")
+        if cfg.ckpt_every and step % cfg.ckpt_every == 0:
+            self.save_last(step)
+        return line
+
+    def save_last(self, step: int) -> Path:
+        self.last = self.out_dir / "last.pt"
+        save_checkpoint(self.snapshot(step), self.last)
+        return self.last
+
+
+def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
+          resume: str | Path | None = None, init_from: str | Path | None = None,
+          val_root: str | Path | None = None, val_backgrounds: str | Path | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train ``cfg`` on the cutouts under ``data_root``; checkpoints go to ``out_dir``.
+
+    resume: a checkpoint to continue from (weights, optimiser, step). init_from: a checkpoint
+    (or a bundled model's name, such as ``"default"``) whose weights start a new run, e.g. a
+    fine-tune. val_root: a folder of cutouts scored every ``cfg.val_every`` steps at
+    ``cfg.val_sizes`` (never trained on). val_backgrounds: the scene backgrounds for that
+    validation (never trained on either); by default ``backgrounds/`` beside ``val_root`` when
+    it exists, else no scene condition.
+    """
+    procs = _setup_processes(cfg.device)
+    out_dir = Path(out_dir)
+    if procs.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    run = _build_model(cfg, procs, resume, init_from)
+    library, sampler, batches = _build_data(cfg, data_root, procs, run.start_step)
+    keeper = _Keeper(cfg, run, procs, out_dir, _validation_cases(cfg, val_root, val_backgrounds) if procs.main else [])
     if procs.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        print(f"kirinuki train: {cfg.model.name} ({count_parameters(model) / 1e6:.2f} M parameters) on "
+        print(f"kirinuki train: {cfg.model.name} ({count_parameters(run.model) / 1e6:.2f} M parameters) on "
               f"{procs.device} x{procs.world}, {len(library)} cutouts, {len(library.backgrounds)} backgrounds, "
-              f"batch {cfg.batch} (micro {micro}), from step {start_step}", file=sys.stderr, flush=True)
+              f"batch {cfg.batch} (micro {sampler.micro}), from step {run.start_step}", file=sys.stderr, flush=True)
 
-    # -- the loop ------------------------------------------------------------------------------
-    accum = sampler.accum
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     bar = Progress(cfg.steps or None, unit="steps", enabled=progress and procs.main, every=30.0,
-                   initial=start_step)
-    metrics: dict[str, float] = dict(state.get("metrics", {})) if state else {}
-    # The best validation score so far is carried by every checkpoint; the latest score is not
-    # the best one, and seeding from it would let a worse model overwrite best.pt.
-    best = float(state.get("best_psnr", float("-inf"))) if state else float("-inf")
-    if state and "best_psnr" not in state and (out_dir / "best.pt").exists():  # older checkpoints
-        best = float(load_checkpoint(out_dir / "best.pt").get("metrics", {}).get("psnr", best))
-    step, last_ckpt = start_step, None
-    t_start = t_log = time.time()
-
-    def elapsed() -> float:
-        """Training wall time of the whole run, earlier sessions of a resumed run included."""
-        return train_seconds + (time.time() - t_start)
-    seen_since_log = 0
-    net.train()
+                   initial=run.start_step)
+    step = run.start_step
+    t_log, seen_since_log = time.time(), 0
+    run.net.train()
     with _Stopper() as stopper:
         while True:
             # --minutes is the budget of the whole run: a resumed run goes on where it stopped.
-            spent = elapsed() / (cfg.minutes * 60) if cfg.minutes else 0.0
+            spent = keeper.elapsed() / (cfg.minutes * 60) if cfg.minutes else 0.0
             stop = bool((cfg.steps and step >= cfg.steps) or stopper.requested or spent >= 1.0)
             if procs.world > 1:  # all processes stop at the same step, with the same lr
                 flag = torch.tensor([float(stop), spent], device=procs.device)
@@ -331,62 +422,29 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
             if stop:
                 break
             lr = lr_at(step, cfg.optim, spent if (cfg.optim.decay_over_minutes and cfg.minutes) else None)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            parts: dict[str, float] = {}
-            total = 0.0
-            for j in range(accum):
-                fp, alpha, bg = (t.to(procs.device, non_blocking=True) for t in next(batches))
-                g = torch.Generator(procs.device).manual_seed(_seed(cfg.seed, step, procs.rank, j))
-                x, target = compose_batch(fp, alpha, bg, cfg.data, g)
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                sync = net.no_sync() if (procs.world > 1 and j < accum - 1) else nullcontext()
-                with sync:
-                    with amp:
-                        pred = net(x)
-                    loss, p = alpha_loss(pred.float(), target, cfg.loss)
-                    (loss / accum).backward()
-                total += float(loss.detach()) / accum
-                for k, v in p.items():
-                    parts[k] = parts.get(k, 0.0) + v / accum
-            if cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            opt.step()
+            loss, parts = _train_step(cfg, run, procs, batches, step, sampler.accum, lr)
             step += 1
             seen_since_log += cfg.batch
-
             if not procs.main:
                 continue
             now = time.time()
             rate = seen_since_log / max(1e-9, now - t_log)
-            bar.update(step, f"loss {total:.4f} | {rate:.1f} img/s | lr {lr:.2e}")
+            bar.update(step, f"loss {loss:.4f} | {rate:.1f} img/s | lr {lr:.2e}")
             if step % cfg.log_every == 0:
-                _append_csv(out_dir / "train_log.csv", {"step": step, "seconds": round(elapsed(), 2),
-                            "lr": lr, "loss": total, **parts, "images_per_s": round(rate, 2)})
                 t_log, seen_since_log = now, 0
-            if val_cases and cfg.val_every and step % cfg.val_every == 0:
-                metrics = _validate(model, cfg, val_cases, procs.device)
-                _append_csv(out_dir / "val_log.csv", {"step": step, **{k: round(v, 5) for k, v in metrics.items()}})
-                bar.update(step, f"validation PSNR {metrics['psnr']:.2f} IoU {metrics['iou']:.4f}", force=True)
-                if metrics["psnr"] > best:
-                    best = metrics["psnr"]
-                    save_checkpoint(snapshot(step, metrics), out_dir / "best.pt")
-            if cfg.ckpt_every and step % cfg.ckpt_every == 0:
-                last_ckpt = out_dir / "last.pt"
-                save_checkpoint(snapshot(step, metrics), last_ckpt)
+            line = keeper.after_step(step, lr, loss, parts, rate)
+            if line:
+                bar.update(step, line, force=True)
     bar.close()
     if procs.world > 1:
         # DDP syncs BatchNorm statistics from rank 0 before each forward; after the last one
         # every rank still holds its own, so align them to what rank 0 saves.
-        for buf in model.buffers():
+        for buf in run.model.buffers():
             dist.broadcast(buf, 0)
-    if procs.main and (last_ckpt is None or step % max(1, cfg.ckpt_every)):
-        last_ckpt = out_dir / "last.pt"
-        save_checkpoint(snapshot(step, metrics), last_ckpt)
+    if procs.main and (keeper.last is None or step % max(1, cfg.ckpt_every)):
+        keeper.save_last(step)
     if procs.main:
-        print(f"kirinuki train: stopped at step {step}; checkpoint {last_ckpt}", file=sys.stderr, flush=True)
+        print(f"kirinuki train: stopped at step {step}; checkpoint {keeper.last}", file=sys.stderr, flush=True)
     if procs.world > 1:
         dist.barrier()
-    return TrainResult(step, last_ckpt if procs.main else None, metrics, model)
+    return TrainResult(step, keeper.last if procs.main else None, keeper.metrics, run.model)
