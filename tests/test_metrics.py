@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from kirinuki import metrics
+from kirinuki.imaging import edge_band
 
 
 def test_psnr_hand_computed():
@@ -36,7 +37,7 @@ def test_gradient_error_hand_computed():
 def test_edge_band_and_edge_iou():
     true = np.zeros((9, 9), np.float32)
     true[:, 5:] = 1.0  # edge between columns 4 and 5
-    band = metrics.edge_band(true, radius=1)
+    band = edge_band(true, radius=1)
     assert band[:, 3:7].all() and not band[:, :3].any() and not band[:, 7:].any()
     pred = true.copy()
     pred[:, 4] = 1.0  # one column too wide: inside the band, P = cols 4..6 (3 px), T = cols 5..6

@@ -11,6 +11,15 @@ suits a CPU. On a GPU the same steps run on whole batches without leaving the de
 
 Same equations as :mod:`kirinuki.guided`, evaluated densely (a GPU gains nothing from
 skipping the settled pixels). Needs PyTorch.
+
+Where it is used, and why not in ``kirinuki cutout``: it measures what one GPU can do
+(``benchmarks/gpu_throughput.py``) and is checked against the per-picture path with the
+bundled model (``tests/test_inference.py``). The cutout command keeps the per-picture path
+even on a GPU, because what it does per file on the CPU (decoding, colour decontamination,
+PNG encoding: about 0.4 s for a 1024-pixel picture, against a few milliseconds of network)
+sets its pace, not the network; a bulk job on GPUs runs one process per GPU instead
+(``--distributed``). A caller that already holds decoded pictures as tensors on the GPU, such
+as a dataset builder, is what this path is for.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from .imaging import binary_dilate
+from .imaging import edge_band
 
 __all__ = ["box_mean", "guided_coefficients", "guided_upsample", "bilinear_rows", "BilinearSampler",
            "parallel_strips", "on_threads", "set_thread_limit", "GUIDED_RADIUS", "GUIDED_EPS"]
@@ -210,12 +210,7 @@ def guided_upsample(alpha_lo: np.ndarray, guide_lo: np.ndarray, guide_hi: np.nda
     a, b = guided_coefficients(guide_lo, alpha_lo, radius, eps)
     h, w = guide_hi.shape[:2]
     side = alpha_lo > 0.5
-    edge = (alpha_lo > SETTLED) & (alpha_lo < 1 - SETTLED)
-    edge[:-1] |= side[:-1] != side[1:]
-    edge[1:] |= side[:-1] != side[1:]
-    edge[:, :-1] |= side[:, :-1] != side[:, 1:]
-    edge[:, 1:] |= side[:, :-1] != side[:, 1:]
-    band = binary_dilate(edge, 2 * radius + 1)
+    band = edge_band(alpha_lo, 2 * radius + 1, settled=SETTLED)
     sampler = BilinearSampler(np.concatenate([a, b[..., None]], axis=-1).astype(np.float32), h, w)
     out = np.empty((h, w), np.float32)
 

@@ -47,6 +47,7 @@ __all__ = [
     "atomic_write",
     "open_temporary",
     "binary_dilate",
+    "edge_band",
     "image_to_rgba_or_rgb",
     "as_rgb_array",
     "NOTE_KEY",
@@ -128,6 +129,19 @@ def binary_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
             out[tuple(lo)] |= src[tuple(hi)]
             out[tuple(hi)] |= src[tuple(lo)]
     return out
+
+
+def edge_band(alpha: np.ndarray, radius: int, settled: float = 0.0, threshold: float = 0.5) -> np.ndarray:
+    """Boolean HxW mask of the pixels within ``radius`` of an edge of ``alpha`` (HxW float in
+    [0, 1]): the edge is every pixel not settled (``settled < alpha < 1 - settled``) plus every
+    pixel whose side of ``threshold`` differs from a 4-neighbour's."""
+    side = alpha > threshold
+    edge = (alpha > settled) & (alpha < 1 - settled)
+    edge[:-1] |= side[:-1] != side[1:]
+    edge[1:] |= side[:-1] != side[1:]
+    edge[:, :-1] |= side[:, :-1] != side[:, 1:]
+    edge[:, 1:] |= side[:, :-1] != side[:, 1:]
+    return binary_dilate(edge, radius)
 
 
 def open_temporary(path: str | os.PathLike) -> tuple[int, Path]:

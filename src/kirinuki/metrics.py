@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .imaging import binary_dilate
+from .imaging import edge_band
 
-__all__ = ["psnr", "pixel_accuracy", "iou", "mae", "gradient_error", "edge_band", "edge_iou",
+__all__ = ["psnr", "pixel_accuracy", "iou", "mae", "gradient_error", "edge_iou",
            "all_metrics", "METRIC_NAMES"]
 
 #: PSNR of a perfect prediction is infinite; report this cap instead (MSE floored at 1e-10).
@@ -59,25 +59,10 @@ def gradient_error(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean(np.abs(_grad_mag(pred) - _grad_mag(true))))
 
 
-def edge_band(true: np.ndarray, radius: int = 3, threshold: float = 0.5) -> np.ndarray:
-    """Boolean HxW mask of the pixels within ``radius`` of the true edge.
-
-    The edge is every soft pixel (0 < alpha < 1) plus every pixel whose thresholded label
-    differs from a 4-neighbour's.
-    """
-    fg = true > threshold
-    edge = (true > 0) & (true < 1)
-    edge[:-1, :] |= fg[:-1, :] != fg[1:, :]
-    edge[1:, :] |= fg[:-1, :] != fg[1:, :]
-    edge[:, :-1] |= fg[:, :-1] != fg[:, 1:]
-    edge[:, 1:] |= fg[:, :-1] != fg[:, 1:]
-    return binary_dilate(edge, radius)
-
-
 def edge_iou(pred: np.ndarray, true: np.ndarray, radius: int = 3, threshold: float = 0.5) -> float:
     """IoU of the foreground restricted to the band of ``radius`` pixels around the true edge.
     1.0 when the image has no edge."""
-    band = edge_band(true, radius, threshold)
+    band = edge_band(true, radius, threshold=threshold)
     return _iou((pred > threshold) & band, (true > threshold) & band)
 
 
