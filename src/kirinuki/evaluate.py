@@ -31,8 +31,8 @@ from PIL import Image
 
 from .backgrounds import paper_colour
 from .errors import DataError
-from .imaging import (BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, atomic_save, find_images, pad_to_square_bottom,
-                      resize_premultiplied, to_uint8)
+from .imaging import (BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, atomic_save, composite_premultiplied, find_images,
+                      pad_to_square_bottom, resize_premultiplied, to_uint8)
 from .inference import Matter
 from .metrics import METRIC_NAMES, all_metrics
 
@@ -94,7 +94,7 @@ def make_cases(cutouts: str | Path, backgrounds: str | Path | None, sizes: Seque
                     bg = _scene_background(scene_path, np.random.default_rng(scene_seed), side)
                 else:
                     bg = np.broadcast_to(colour, (side, side, 3))
-                image = to_uint8(fp + (1.0 - alpha[..., None]) * (bg.astype(np.float32) / 255.0))
+                image = to_uint8(composite_premultiplied(fp, alpha, bg.astype(np.float32) / 255.0))
                 if cond == "jpeg":
                     buf = io.BytesIO()
                     Image.fromarray(image).save(buf, "JPEG", quality=JPEG_QUALITY)

@@ -39,6 +39,7 @@ __all__ = [
     "find_images",
     "longest_side",
     "composite",
+    "composite_premultiplied",
     "resize_premultiplied",
     "pad_to_square_bottom",
     "to_float",
@@ -92,6 +93,12 @@ def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """
     a = alpha[..., None]
     return a * fg + (1.0 - a) * bg
+
+
+def composite_premultiplied(fp: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """The same equation from premultiplied colour ``Fp = alpha * F``: ``I = Fp + (1 - alpha) * B``
+    (no division by alpha anywhere). Arrays as in :func:`composite`."""
+    return fp + (1.0 - alpha[..., None]) * bg
 
 
 def resize_premultiplied(rgba: Image.Image, size: tuple[int, int],

@@ -16,7 +16,7 @@ from PIL import Image, ImageColor
 
 from .errors import InputError, InputKind
 from .foreground import estimate_foreground
-from .imaging import DEFAULT_MAX_PIXELS, atomic_save
+from .imaging import DEFAULT_MAX_PIXELS, atomic_save, composite
 from .inference import Matter
 
 __all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render",
@@ -96,8 +96,8 @@ def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Ima
     if opts.mask:
         return Image.fromarray(np.ascontiguousarray(alpha8), "L"), note
     if opts.background is not None:
-        a = alpha8[..., None].astype(np.float32) / 255
-        flat = fg.astype(np.float32) * a + np.asarray(opts.background, np.float32) * (1 - a)
+        flat = composite(fg.astype(np.float32), alpha8.astype(np.float32) / 255,
+                         np.asarray(opts.background, np.float32))
         return Image.fromarray(np.clip(np.rint(flat), 0, 255).astype(np.uint8), "RGB"), note
     return Image.fromarray(np.dstack([fg, alpha8]), "RGBA"), note
 
