@@ -69,12 +69,12 @@ def to_network_input(guide: np.ndarray, multiple: int) -> np.ndarray:
     return np.ascontiguousarray(guide.transpose(2, 0, 1)[None])
 
 
-def restore_size(alpha_lo: np.ndarray, guide_lo: np.ndarray, rgb: np.ndarray, refine: bool = True) -> np.ndarray:
+def restore_size(alpha_lo: np.ndarray, guide_lo: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     """The working-size alpha -> full size HxW float32 in [0, 1] (guided when enlarging)."""
     h, w = rgb.shape[:2]
     if alpha_lo.shape == (h, w):
         return alpha_lo
-    if alpha_lo.shape[0] < h and refine:
+    if alpha_lo.shape[0] < h:
         return guided_upsample(alpha_lo, guide_lo, rgb)
     im = Image.fromarray(alpha_lo.astype(np.float32), "F")
     resample = Image.Resampling.BOX if alpha_lo.shape[0] > h else Image.Resampling.BILINEAR
@@ -97,7 +97,7 @@ class Matter:
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  threads: int | None = None, work_size: int | str | None = None,
-                 refine: bool = True, tta: bool = False, regions: bool = False) -> None:
+                 tta: bool = False, regions: bool = False) -> None:
         if model is None or (str(model) in bundled_slots() and not Path(model).exists()):
             slot = DEFAULT_MODEL if model is None else str(model)
             path = bundled_file(f"{slot}.onnx")
@@ -125,7 +125,6 @@ class Matter:
                              pad_multiple=module.pad_multiple,
                              source=str(path), extra={"step": state.get("step")})
         self.info = _with_work_size(info, work_size)
-        self.refine = refine
         self.tta = tta
         self.regions = regions
 
@@ -137,7 +136,6 @@ class Matter:
         self._run = module_runner(module, device, None)
         self.info = ModelInfo(name=name, arch=type(module).__name__, arch_args=dict(module.config),
                               work_size=work_size, pad_multiple=module.pad_multiple)
-        self.refine = True
         self.tta = False
         self.regions = False
         return self
@@ -161,11 +159,11 @@ class Matter:
         if self.regions:
             alpha = region_consensus(alpha, guide)
         if not (keep or drop):
-            return restore_size(alpha, guide, rgb, self.refine)
+            return restore_size(alpha, guide, rgb)
         gh, gw = guide.shape[:2]
         scale = lambda pts: [(min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for x, y in pts]
         alpha, edits = apply_points(alpha, guide, scale(keep), scale(drop))
-        return hold_edits(restore_size(alpha, guide, rgb, self.refine), edits)
+        return hold_edits(restore_size(alpha, guide, rgb), edits)
 
     def _network_alpha(self, guide: np.ndarray) -> np.ndarray:
         """The network's alpha for an hxwx3 float32 picture at the working size, hxw float32."""
