@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .animation import read_animation, save_animation
 from .errors import InputError, InputKind
-from .imaging import NOTE_KEY, atomic_write
+from .imaging import NOTE_KEY, atomic_write, open_image
 from .inference import Matter
-from .imaging import open_image
-from .pipeline import CutoutOptions, check_encodable, render, save_output
+from .pipeline import CutoutOptions, check_encodable, render, render_animation, save_output
 
 __all__ = ["plan_jobs", "Job", "JobRecord", "BatchSummary", "run_batch", "shard", "INPUT_SUFFIXES"]
 
@@ -147,8 +147,11 @@ def shard(jobs: Sequence[Job], rank: int, world: int) -> list[Job]:
 
 def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
               on_error: Callable[[Path, str], None], on_note: Callable[[Path, str], None],
-              on_progress: Callable[[int], None] | None = None) -> BatchSummary:
-    """Cut out every job; report each failure or note through the callbacks and go on."""
+              on_progress: Callable[[int], None] | None = None,
+              on_frame: Callable[[Path, int, int], None] | None = None) -> BatchSummary:
+    """Cut out every job; report each failure or note through the callbacks and go on.
+    Animated pictures (GIF, APNG, WebP) are cut out frame by frame (``on_frame(path, done,
+    total)``) and written as animations with their timing."""
     summary = BatchSummary()
     t0 = time.perf_counter()
     for k, job in enumerate(jobs, 1):
@@ -162,14 +165,23 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
                 status, reason = "skipped", f"{job.target} exists (--overwrite replaces it)"
                 on_note(job.source, f"skipped: {reason}")
                 continue
-            image = open_image(job.source, opts.max_pixels)
-            if image.info.get(NOTE_KEY):
-                on_note(job.source, image.info[NOTE_KEY])
-            if opts.trim is None:  # the output has the input's size: refuse before the work
-                check_encodable(image.size, opts.fmt)
-            out, note = render(matter, image, opts)
+            animation = read_animation(job.source, opts.max_frames, opts.max_pixels)
+            if animation is not None:
+                check_encodable(animation.frames[0].size, opts.fmt)
+                frames, note = render_animation(matter, animation, opts,
+                                                (lambda d, n: on_frame(job.source, d, n)) if on_frame else None)
+                write = lambda: save_animation(frames, animation.durations, animation.loop, job.target, opts.fmt,
+                                               opts.background or (255, 255, 255))
+            else:
+                image = open_image(job.source, opts.max_pixels)
+                if image.info.get(NOTE_KEY):
+                    on_note(job.source, image.info[NOTE_KEY])
+                if opts.trim is None:  # the output has the input's size: refuse before the work
+                    check_encodable(image.size, opts.fmt)
+                out, note = render(matter, image, opts)
+                write = lambda: save_output(out, job.target, opts.fmt)
             try:
-                save_output(out, job.target, opts.fmt)
+                write()
             except OSError as exc:
                 raise InputError(f"cannot write {job.target}: {exc.strerror or exc}", InputKind.WRITE) from None
             if note:

@@ -10,6 +10,7 @@ from typing import Sequence
 from ._version import __version__
 from .config import PRESETS, parse_work_size
 from .errors import KirinukiError
+from .animation import DEFAULT_MAX_FRAMES
 from .imaging import DEFAULT_MAX_PIXELS, MEGAPIXEL
 
 PROG = "kirinuki"
@@ -155,7 +156,10 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
     p.add_argument("--mask", action="store_true", help="write the alpha alone as 8-bit grayscale")
     p.add_argument("--background", metavar="COLOR", help="flatten onto this colour (#rrggbb or a name), write RGB")
-    p.add_argument("--format", choices=("png", "webp"), default="png", help="png, or lossless webp")
+    p.add_argument("--format", choices=("png", "webp", "gif"), default="png",
+                   help="png (APNG for an animation), lossless webp, or gif (one bit of transparency)")
+    p.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES, metavar="N",
+                   help="refuse animations of more frames (default %(default)s)")
     p.add_argument("--trim", nargs="?", const=0, type=_trim_margin, metavar="MARGIN",
                    help="crop to the content's bounding box plus MARGIN pixels (default 0)")
     p.add_argument("--keep", type=_point, action="append", default=[], metavar="X,Y",
@@ -212,7 +216,8 @@ def _run_cutout(args: argparse.Namespace) -> int:
             return 1
     opts = CutoutOptions(mask=args.mask, background=background, fmt=args.format, trim=args.trim,
                          overwrite=args.overwrite, force=args.force, decontaminate=args.decontaminate,
-                         max_pixels=max_pixels, keep=tuple(args.keep), drop=tuple(args.drop))
+                         max_pixels=max_pixels, keep=tuple(args.keep), drop=tuple(args.drop),
+                         max_frames=args.max_frames)
     rank, world, device, threads = 0, 1, args.device, args.threads
     if args.distributed:
         plan = plan_rank(args.model, args.device, args.threads)
@@ -235,7 +240,17 @@ def _run_cutout(args: argparse.Namespace) -> int:
             bar.close()
             print(f"{PROG}: {path}: {note}", file=sys.stderr, flush=True)
 
-    summary = run_batch(matter, jobs, opts, on_error, on_note, bar.update)
+    frame_bar: list[Progress] = []
+
+    def on_frame(path: Path, done: int, total: int) -> None:  # frames done / total of an animation
+        if done == 1:
+            bar.close()
+            frame_bar[:] = [Progress(total, "frames", enabled=not args.quiet)]
+        frame_bar[0].update(done, path.name)
+        if done == total:
+            frame_bar[0].close()
+
+    summary = run_batch(matter, jobs, opts, on_error, on_note, bar.update, on_frame)
     bar.close()
     if args.distributed:
         summary.write_manifest(args.output / f"manifest-rank{rank}.csv")

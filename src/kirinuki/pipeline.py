@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageColor
 
+from .animation import DEFAULT_MAX_FRAMES, Animation, encode_animation, steady_alpha
 from .errors import InputError, InputKind
 from .foreground import estimate_foreground
-from .imaging import DEFAULT_MAX_PIXELS, atomic_save, composite
+from .imaging import DEFAULT_MAX_PIXELS, atomic_save, atomic_write, composite
 from .inference import Matter
 
-__all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render",
+__all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render", "render_animation",
            "check_encodable", "encode_params", "encode", "save_output", "WEBP_MAX_SIDE"]
 
 #: The longest side a WebP file can hold (the format stores 14-bit sizes).
@@ -38,7 +40,9 @@ def parse_colour(text: str) -> tuple[int, int, int]:
 @dataclass(frozen=True)
 class CutoutOptions:
     """What to write. mask: the alpha alone (8-bit grayscale); background: flatten onto this
-    colour (RGB output); fmt: ``png`` or ``webp`` (lossless); trim: crop to the content plus
+    colour (RGB output); fmt: ``png`` or ``webp`` (lossless), or ``gif`` (one bit of
+    transparency, soft edges flattened onto the background colour or white); trim: crop to
+    the content plus
     this margin (None: no crop); force: recompute alpha even when the input has one;
     decontaminate: estimate the foreground colour on soft edges (no halo); keep, drop:
     points whose regions are made opaque or transparent (the alpha is then always
@@ -55,6 +59,7 @@ class CutoutOptions:
     # Points (x, y) whose whole region is kept (opaque) or dropped (transparent).
     keep: tuple[tuple[int, int], ...] = ()
     drop: tuple[tuple[int, int], ...] = ()
+    max_frames: int = DEFAULT_MAX_FRAMES
 
     @property
     def suffix(self) -> str:
@@ -70,36 +75,79 @@ def has_real_alpha(image: Image.Image) -> bool:
     return lo == 0 and hi > 0
 
 
+KEPT_NOTE = "already has transparency: alpha kept as it is (--force recomputes it)"
+
+
+def _cut(matter: Matter, image: Image.Image, opts: CutoutOptions,
+         previous: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(rgb, colour, alpha8, kept): the picture's own alpha when it has one (``kept``), else
+    the predicted one, steadied against ``previous`` (rgb, alpha) of an animation's frame."""
+    if has_real_alpha(image) and not opts.force and not (opts.keep or opts.drop):
+        arr = np.asarray(image)
+        return arr[..., :3], arr[..., :3], arr[..., 3], True
+    rgb = np.asarray(image.convert("RGB"))
+    alpha = matter.predict_alpha(rgb, opts.keep, opts.drop)
+    if previous is not None:
+        alpha = steady_alpha(previous[0], previous[1], rgb, alpha)
+    fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
+    return rgb, fg, np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8), False
+
+
+def _trim_box(alpha8: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of the content plus ``margin``, or None when there is no content."""
+    ys, xs = np.nonzero(alpha8)
+    if not ys.size:
+        return None
+    return (max(0, ys.min() - margin), min(alpha8.shape[0], ys.max() + 1 + margin),
+            max(0, xs.min() - margin), min(alpha8.shape[1], xs.max() + 1 + margin))
+
+
+def _finish(fg: np.ndarray, alpha8: np.ndarray, opts: CutoutOptions,
+            box: tuple[int, int, int, int] | None) -> Image.Image:
+    if box is not None:
+        y0, y1, x0, x1 = box
+        fg, alpha8 = fg[y0:y1, x0:x1], alpha8[y0:y1, x0:x1]
+    if opts.mask:
+        return Image.fromarray(np.ascontiguousarray(alpha8), "L")
+    if opts.background is not None:
+        flat = composite(fg.astype(np.float32), alpha8.astype(np.float32) / 255,
+                         np.asarray(opts.background, np.float32))
+        return Image.fromarray(np.clip(np.rint(flat), 0, 255).astype(np.uint8), "RGB")
+    return Image.fromarray(np.dstack([fg, alpha8]), "RGBA")
+
+
 def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Image.Image, str | None]:
     """Cut out one picture (RGB or RGBA). Returns (output image, note or None).
 
     The output is RGBA with straight alpha, or L (``mask``), or RGB (``background``).
     """
-    note = None
-    if has_real_alpha(image) and not opts.force and not (opts.keep or opts.drop):
-        arr = np.asarray(image)
-        rgb, alpha8 = arr[..., :3], arr[..., 3]
-        note = "already has transparency: alpha kept as it is (--force recomputes it)"
-        fg = rgb
-    else:
-        rgb = np.asarray(image.convert("RGB"))
-        alpha = matter.predict_alpha(rgb, opts.keep, opts.drop)
-        fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
-        alpha8 = np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
+    _, fg, alpha8, kept = _cut(matter, image, opts)
+    box = _trim_box(alpha8, opts.trim) if opts.trim is not None else None
+    return _finish(fg, alpha8, opts, box), KEPT_NOTE if kept else None
+
+
+def render_animation(matter: Matter, animation: Animation, opts: CutoutOptions,
+                     on_frame: Callable[[int, int], None] | None = None) -> tuple[list[Image.Image], str | None]:
+    """Cut out every frame (the alpha steadied where the picture does not move); ``trim``
+    crops every frame to the content of all of them. Returns (frames, note or None);
+    ``on_frame(done, total)`` reports progress."""
+    if opts.keep or opts.drop:
+        raise InputError("--keep and --drop take points of a still picture, not an animation",
+                         InputKind.BAD_OPTION)
+    cuts, previous, kept_any = [], None, False
+    total = len(animation.frames)
+    for k, frame in enumerate(animation.frames, 1):
+        rgb, fg, alpha8, kept = _cut(matter, frame, opts, previous)
+        previous = (rgb, alpha8.astype(np.float32) / 255)
+        kept_any |= kept
+        cuts.append((fg, alpha8))
+        if on_frame:
+            on_frame(k, total)
+    box = None
     if opts.trim is not None:
-        ys, xs = np.nonzero(alpha8)
-        if ys.size:
-            m = opts.trim
-            y0, y1 = max(0, ys.min() - m), min(alpha8.shape[0], ys.max() + 1 + m)
-            x0, x1 = max(0, xs.min() - m), min(alpha8.shape[1], xs.max() + 1 + m)
-            fg, alpha8 = fg[y0:y1, x0:x1], alpha8[y0:y1, x0:x1]
-    if opts.mask:
-        return Image.fromarray(np.ascontiguousarray(alpha8), "L"), note
-    if opts.background is not None:
-        flat = composite(fg.astype(np.float32), alpha8.astype(np.float32) / 255,
-                         np.asarray(opts.background, np.float32))
-        return Image.fromarray(np.clip(np.rint(flat), 0, 255).astype(np.uint8), "RGB"), note
-    return Image.fromarray(np.dstack([fg, alpha8]), "RGBA"), note
+        union = np.maximum.reduce([a for _, a in cuts])
+        box = _trim_box(union, opts.trim)
+    return [_finish(fg, a, opts, box) for fg, a in cuts], KEPT_NOTE if kept_any else None
 
 
 def check_encodable(size: tuple[int, int], fmt: str) -> None:
@@ -115,14 +163,17 @@ def encode_params(fmt: str) -> dict:
         return {"format": "WEBP", "lossless": True, "quality": 50, "method": 1}
     if fmt == "png":
         return {"format": "PNG", "compress_level": 1}
-    raise ValueError(f"unknown output format {fmt!r}; choose png or webp")
+    raise ValueError(f"unknown output format {fmt!r}; choose png, webp or gif")
 
 
 def encode(image: Image.Image, fmt: str) -> bytes:
     """The output file's bytes (for the web app)."""
     check_encodable(image.size, fmt)
     buf = io.BytesIO()
-    image.save(buf, **encode_params(fmt))
+    if fmt == "gif":
+        encode_animation([image], [100], 0, "gif")(buf)
+    else:
+        image.save(buf, **encode_params(fmt))
     return buf.getvalue()
 
 
@@ -130,6 +181,9 @@ def save_output(image: Image.Image, path: Path, fmt: str) -> None:
     """Write atomically (a complete file or none)."""
     check_encodable(image.size, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(image, path, **encode_params(fmt))
+    if fmt == "gif":
+        atomic_write(path, encode_animation([image], [100], 0, "gif"))
+    else:
+        atomic_save(image, path, **encode_params(fmt))
 
 
