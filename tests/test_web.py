@@ -145,8 +145,8 @@ def test_limits_answer_clear_json_errors(server):
         assert text in json.loads(body)["error"]
     status, _, body = post(server.url, png_bytes(), background="tomato")
     assert status == 422 and "#rrggbb" in json.loads(body)["error"]
-    status, _, body = post(server.url, png_bytes(), format="gif")
-    assert status == 422
+    status, _, body = post(server.url, png_bytes(), format="bmp")
+    assert status == 422 and "png, webp or gif" in json.loads(body)["error"]
 
 
 def test_keep_and_drop_points(server):
@@ -306,3 +306,45 @@ def test_page_fixes_a_region_with_a_click_and_undoes_it(tmp_path):
                 browser.close()
     finally:
         server.stop()
+
+
+def test_an_animated_upload_gets_an_animated_answer(server, tmp_path):
+    from test_animation import DURATIONS, frames_of, moving_figure
+
+    moving_figure(tmp_path / "sticker.png", "PNG")
+    status, headers, body = post(server.url, (tmp_path / "sticker.png").read_bytes(), filename="sticker.png")
+    assert status == 200 and headers["content-type"] == "image/png"
+    (tmp_path / "answer.png").write_bytes(body)
+    frames, durations, loop = frames_of(tmp_path / "answer.png")
+    assert len(frames) == 6 and durations == DURATIONS and loop == 2
+    status, headers, body = post(server.url, (tmp_path / "sticker.png").read_bytes(), format="webp")
+    assert status == 200 and Image.open(io.BytesIO(body)).n_frames == 6
+
+
+@pytest.mark.browser
+def test_page_answers_an_animated_upload_with_an_animation(server, tmp_path):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("KIRINUKI_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing; CI installs Debian's chromium")
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+    from test_animation import DURATIONS, frames_of, moving_figure
+
+    moving_figure(tmp_path / "sticker.png", "PNG")
+    args = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.set_input_files("#files", [str(tmp_path / "sticker.png")])
+            page.wait_for_selector(".card[data-state=done]", timeout=60_000)
+            with page.expect_download() as dl:
+                page.click(".card .download")
+            saved = tmp_path / "downloaded.png"
+            dl.value.save_as(saved)
+        finally:
+            browser.close()
+    frames, durations, _ = frames_of(saved)
+    assert len(frames) == 6 and durations == DURATIONS

@@ -13,6 +13,7 @@ nothing is written to disk; nothing a client sends is used as a path.
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from fastapi.staticfiles import StaticFiles
 from .._version import __version__
 from ..errors import InputError, InputKind
 from ..imaging import DEFAULT_MAX_PIXELS, open_image
-from ..pipeline import CutoutOptions, encode, parse_colour, render
+from ..animation import encode_animation, read_animation
+from ..pipeline import CutoutOptions, check_encodable, encode, parse_colour, render, render_animation
 from ..inference import Matter, check_points
 from ..regions import MAX_POINTS, parse_points
 
@@ -37,7 +39,7 @@ __all__ = ["ServeSettings", "create_app", "safe_download_name", "parse_multipart
 
 STATUS_FOR_KIND = {InputKind.EMPTY: 415, InputKind.UNSUPPORTED: 415, InputKind.CORRUPT: 415,
                    InputKind.TOO_LARGE: 422, InputKind.BAD_OPTION: 422}
-MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
+MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def _flag(fields: dict, name: str) -> bool:
 def _options(fields: dict, settings: ServeSettings) -> CutoutOptions:
     fmt = fields.get("format", (None, b"png"))[1].decode("utf-8", "replace").strip().lower() or "png"
     if fmt not in MEDIA_TYPES:
-        raise HTTPProblem(422, "format must be png or webp")
+        raise HTTPProblem(422, "format must be png, webp or gif")
     bg_text = fields.get("background", (None, b""))[1].decode("utf-8", "replace").strip()
     background = None
     if bg_text:
@@ -222,6 +224,14 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
             opts = _options(fields, settings)
 
             def work() -> bytes:
+                animation = read_animation(data, opts.max_frames, settings.max_pixels)
+                if animation is not None:  # an animated upload gets an animated answer
+                    check_encodable(animation.frames[0].size, opts.fmt)
+                    frames, _ = render_animation(matter, animation, opts)
+                    buf = io.BytesIO()
+                    encode_animation(frames, animation.durations, animation.loop, opts.fmt,
+                                     opts.background or (255, 255, 255))(buf)
+                    return buf.getvalue()
                 image = open_image(data, settings.max_pixels)
                 try:
                     check_points(opts.keep, opts.drop, *image.size)
