@@ -1,0 +1,74 @@
+"""Flicker of the alpha on a moving clip, frame by frame and with the steady alpha.
+
+    python benchmarks/flicker.py [--frames 12] [--model default]
+
+The clip: the bundled white-background sample's character (cut out with its true alpha)
+sliding 6 pixels a frame over the meadow sample's sky and trees (a crop with no character). Flicker is the mean absolute
+alpha change between consecutive frames on the pixels whose colour did not change
+(:func:`kirinuki.animation.flicker`); the motion error is the mean absolute difference from
+the true alpha on the pixels that did change, so a steadier alpha that smeared the motion
+would show there (and the same on the unchanged pixels: keeping an alpha must not keep it wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from PIL import Image
+
+from kirinuki.animation import UNCHANGED, flicker, steady_alpha
+from kirinuki.inference import Matter
+from kirinuki.samples import sample_paths, true_alpha_path
+
+
+def clip(frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    white = next(p for p in sample_paths() if "white" in p.name)
+    meadow = next(p for p in sample_paths() if "meadow" in p.name)
+    figure = Image.open(white).convert("RGB")
+    alpha = Image.open(true_alpha_path(white)).convert("L")
+    size = (figure.width // 2, figure.height // 2)
+    figure, alpha = figure.resize(size, Image.Resampling.LANCZOS), alpha.resize(size, Image.Resampling.LANCZOS)
+    # the meadow sample's sky and trees beside the figure, no character in it
+    background = Image.open(meadow).convert("RGB").crop((380, 0, 456, 330)).resize((448, 448), Image.Resampling.BICUBIC)
+    pictures, truths = [], []
+    for k in range(frames):
+        frame = background.copy()
+        frame.paste(figure, (40 + 6 * k, 448 - size[1]), alpha)
+        truth = Image.new("L", frame.size, 0)
+        truth.paste(alpha, (40 + 6 * k, 448 - size[1]))
+        pictures.append(np.asarray(frame))
+        truths.append(np.asarray(truth).astype(np.float32) / 255)
+    return pictures, truths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args()
+    matter = Matter(args.model, device="cpu")
+    pictures, truths = clip(args.frames)
+    raw = [matter.predict_alpha(p) for p in pictures]
+    steady, prev_rgb, prev_alpha = [], None, None
+    for rgb, alpha in zip(pictures, raw):
+        prev_alpha = steady_alpha(prev_rgb, prev_alpha, rgb, alpha)
+        prev_rgb = rgb
+        steady.append(prev_alpha)
+
+    def error(alphas: list[np.ndarray], moving: bool) -> float:
+        errs = []
+        for k in range(1, len(pictures)):
+            moved = np.abs(pictures[k].astype(np.int16) - pictures[k - 1]).max(axis=2) > UNCHANGED
+            errs.append(np.abs(alphas[k] - truths[k])[moved if moving else ~moved].mean())
+        return float(np.mean(errs))
+    print(f"model {matter.info.describe()}, {args.frames} frames of 448x448")
+    print(f"flicker (mean |alpha change| on unchanged pixels): frame by frame {flicker(pictures, raw):.5f}, "
+          f"steady {flicker(pictures, steady):.5f}")
+    for moving, name in ((True, "moving"), (False, "unchanged")):
+        print(f"error on {name} pixels (mean |alpha - truth|): frame by frame {error(raw, moving):.4f}, "
+              f"steady {error(steady, moving):.4f}")
+
+
+if __name__ == "__main__":
+    main()
