@@ -19,11 +19,12 @@ from .animation import read_animation, save_animation
 from .errors import InputError, InputKind
 from .imaging import NOTE_KEY, atomic_write, open_image
 from .inference import Matter
-from .pipeline import CutoutOptions, check_encodable, render, render_animation, save_output
+from .pipeline import CutoutOptions, check_encodable, render, render_animation, save_output, video_frame_renderer
+from .video import VIDEO_SUFFIXES, cutout_video, is_video
 
 __all__ = ["plan_jobs", "Job", "JobRecord", "BatchSummary", "run_batch", "shard", "INPUT_SUFFIXES"]
 
-INPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+INPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif") + VIDEO_SUFFIXES
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Job:
     error: str | None = None
 
 
-def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str) -> list[Job]:
+def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str | Callable[[Path], str]) -> list[Job]:
     """Map inputs (files, or folders walked recursively in a stable order) to output paths.
 
     A folder's sub-folders are kept under ``outdir``; the output folder itself is never walked
@@ -42,6 +43,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str) ->
     previous input already claims, or that is itself an input, is an error for that input,
     never an overwrite.
     """
+    suffix_of = suffix if callable(suffix) else (lambda _: suffix)
     out_key = _key(outdir)
     pairs: list[tuple[Path, Path | None, str | None]] = []
     seen: set[Path] = set()
@@ -61,9 +63,9 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str) ->
                 add(p, None, "folder holds no supported pictures")
             for f in files:
                 rel = f.relative_to(p)
-                add(f, outdir / rel.parent / (rel.stem + suffix), None)
+                add(f, outdir / rel.parent / (rel.stem + suffix_of(f)), None)
         else:
-            add(p, outdir / (p.stem + suffix), None)
+            add(p, outdir / (p.stem + suffix_of(p)), None)
     sources = {_key(src) for src, _, _ in pairs}
     claimed: dict[Path, Path] = {}
     jobs = []
@@ -165,8 +167,13 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
                 status, reason = "skipped", f"{job.target} exists (--overwrite replaces it)"
                 on_note(job.source, f"skipped: {reason}")
                 continue
-            animation = read_animation(job.source, opts.max_frames, opts.max_pixels)
-            if animation is not None:
+            animation = None if is_video(job.source) else read_animation(job.source, opts.max_frames, opts.max_pixels)
+            if is_video(job.source):
+                renderer = video_frame_renderer(matter, opts)
+                note = cutout_video(matter, job.source, job.target, opts.video_fmt, renderer, opts.max_frames,
+                                    opts.max_pixels, (lambda d, n: on_frame(job.source, d, n)) if on_frame else None)
+                write = lambda: None
+            elif animation is not None:
                 check_encodable(animation.frames[0].size, opts.fmt)
                 frames, note = render_animation(matter, animation, opts,
                                                 (lambda d, n: on_frame(job.source, d, n)) if on_frame else None)

@@ -156,8 +156,10 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
     p.add_argument("--mask", action="store_true", help="write the alpha alone as 8-bit grayscale")
     p.add_argument("--background", metavar="COLOR", help="flatten onto this colour (#rrggbb or a name), write RGB")
-    p.add_argument("--format", choices=("png", "webp", "gif"), default="png",
-                   help="png (APNG for an animation), lossless webp, or gif (one bit of transparency)")
+    p.add_argument("--format", choices=("png", "webp", "gif", "webm", "mov"),
+                   help="pictures: png (the default; APNG for an animation), lossless webp, or gif (one bit of "
+                        "transparency); videos: webm (the default, VP9 with alpha), mov (ProRes 4444 with alpha) "
+                        "or png (a folder of frames)")
     p.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES, metavar="N",
                    help="refuse animations of more frames (default %(default)s)")
     p.add_argument("--trim", nargs="?", const=0, type=_trim_margin, metavar="MARGIN",
@@ -214,7 +216,9 @@ def _run_cutout(args: argparse.Namespace) -> int:
         except InputError as exc:
             _error(f"{args.inputs[0]}: {exc}")
             return 1
-    opts = CutoutOptions(mask=args.mask, background=background, fmt=args.format, trim=args.trim,
+    fmt = args.format if args.format in ("png", "webp", "gif") else "png"
+    video_fmt = args.format if args.format in ("webm", "mov", "png") else "webm"
+    opts = CutoutOptions(mask=args.mask, background=background, fmt=fmt, video_fmt=video_fmt, trim=args.trim,
                          overwrite=args.overwrite, force=args.force, decontaminate=args.decontaminate,
                          max_pixels=max_pixels, keep=tuple(args.keep), drop=tuple(args.drop),
                          max_frames=args.max_frames)
@@ -226,7 +230,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
         if plan.note and not args.quiet and rank == 0:
             print(f"{PROG}: {plan.note}", file=sys.stderr, flush=True)
     matter = _matter(args, device, threads)
-    jobs = plan_jobs(args.inputs, args.output, opts.suffix)
+    jobs = plan_jobs(args.inputs, args.output, opts.suffix_for)
     if args.distributed:
         jobs = shard(jobs, rank, world)
     bar = Progress(len(jobs), "files", enabled=len(jobs) > 1 and not args.quiet)

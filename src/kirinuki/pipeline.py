@@ -17,11 +17,12 @@ from PIL import Image, ImageColor
 
 from .animation import DEFAULT_MAX_FRAMES, Animation, encode_animation, steady_alpha
 from .errors import InputError, InputKind
+from .video import VIDEO_SUFFIXES
 from .foreground import estimate_foreground
 from .imaging import DEFAULT_MAX_PIXELS, atomic_save, atomic_write, composite
 from .inference import Matter
 
-__all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render", "render_animation",
+__all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render", "render_animation", "video_frame_renderer",
            "check_encodable", "encode_params", "encode", "save_output", "WEBP_MAX_SIDE"]
 
 #: The longest side a WebP file can hold (the format stores 14-bit sizes).
@@ -60,10 +61,19 @@ class CutoutOptions:
     keep: tuple[tuple[int, int], ...] = ()
     drop: tuple[tuple[int, int], ...] = ()
     max_frames: int = DEFAULT_MAX_FRAMES
+    # What a video becomes: webm (VP9 with alpha), mov (ProRes 4444) or png (a folder of frames).
+    video_fmt: str = "webm"
 
     @property
     def suffix(self) -> str:
         return "." + self.fmt
+
+    def suffix_for(self, source: Path) -> str:
+        """The output's suffix for this input: a picture's format, or a video's ("" for a
+        folder of frames)."""
+        if Path(source).suffix.lower() in VIDEO_SUFFIXES:
+            return "" if self.video_fmt == "png" else "." + self.video_fmt
+        return self.suffix
 
 
 def has_real_alpha(image: Image.Image) -> bool:
@@ -148,6 +158,21 @@ def render_animation(matter: Matter, animation: Animation, opts: CutoutOptions,
         union = np.maximum.reduce([a for _, a in cuts])
         box = _trim_box(union, opts.trim)
     return [_finish(fg, a, opts, box) for fg, a in cuts], KEPT_NOTE if kept_any else None
+
+
+def video_frame_renderer(matter: Matter, opts: CutoutOptions):
+    """A function ``(rgb, previous_rgb, previous_alpha) -> (output pixels, alpha)`` that cuts
+    out one video frame as :func:`render` would (mask, background, decontamination), with the
+    alpha steadied against the previous frame."""
+    if opts.trim is not None or opts.keep or opts.drop:
+        raise InputError("--trim, --keep and --drop are for pictures, not video", InputKind.BAD_OPTION)
+
+    def frame(rgb: np.ndarray, previous_rgb: np.ndarray | None, previous_alpha: np.ndarray | None):
+        alpha = steady_alpha(previous_rgb, previous_alpha, rgb, matter.predict_alpha(rgb))
+        fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
+        alpha8 = np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
+        return np.asarray(_finish(fg, alpha8, opts, None)), alpha
+    return frame
 
 
 def check_encodable(size: tuple[int, int], fmt: str) -> None:
