@@ -1,26 +1,27 @@
-"""One picture: open it as users have it, cut it out, and encode the result.
+"""One picture (or one animation, or one video frame): cut it out and encode the result.
 
-Used by the command line, the Python API and the web app alike. Bad input becomes an
-:class:`InputError` whose message is a one-line reason; outputs are written atomically, so a
-file at an output path is always complete.
+Used by the command line, the Python API and the web app alike, on pictures opened by
+:func:`kirinuki.imaging.open_image`. Bad input becomes an :class:`InputError` whose message is
+a one-line reason; outputs are written atomically, so a file at an output path is always
+complete.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageColor
 
 from .animation import DEFAULT_MAX_FRAMES, Animation, encode_animation, steady_alpha
 from .errors import InputError, InputKind
-from .video import VIDEO_SUFFIXES
 from .foreground import estimate_foreground
 from .imaging import DEFAULT_MAX_PIXELS, atomic_save, atomic_write, composite
 from .inference import Matter
+from .video import VIDEO_SUFFIXES
 
 __all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render", "render_animation", "video_frame_renderer",
            "check_encodable", "encode_params", "encode", "save_output", "WEBP_MAX_SIDE"]
@@ -43,11 +44,11 @@ class CutoutOptions:
     """What to write. mask: the alpha alone (8-bit grayscale); background: flatten onto this
     colour (RGB output); fmt: ``png`` or ``webp`` (lossless), or ``gif`` (one bit of
     transparency, soft edges flattened onto the background colour or white); trim: crop to
-    the content plus
-    this margin (None: no crop); force: recompute alpha even when the input has one;
-    decontaminate: estimate the foreground colour on soft edges (no halo); keep, drop:
-    points whose regions are made opaque or transparent (the alpha is then always
-    computed)."""
+    the content plus this margin (None: no crop); force: recompute alpha even when the input
+    has one; decontaminate: estimate the foreground colour on soft edges (no halo); keep,
+    drop: points whose regions are made opaque or transparent (the alpha is then always
+    computed); max_frames: the most frames of an animation or video; video_fmt: what a
+    video becomes."""
 
     mask: bool = False
     background: tuple[int, int, int] | None = None
@@ -167,11 +168,12 @@ def video_frame_renderer(matter: Matter, opts: CutoutOptions):
     if opts.trim is not None or opts.keep or opts.drop:
         raise InputError("--trim, --keep and --drop are for pictures, not video", InputKind.BAD_OPTION)
 
+    computed = replace(opts, force=True)  # a video frame's alpha is always predicted
+
     def frame(rgb: np.ndarray, previous_rgb: np.ndarray | None, previous_alpha: np.ndarray | None):
-        alpha = steady_alpha(previous_rgb, previous_alpha, rgb, matter.predict_alpha(rgb))
-        fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
-        alpha8 = np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
-        return np.asarray(_finish(fg, alpha8, opts, None)), alpha
+        previous = (previous_rgb, previous_alpha) if previous_rgb is not None else None
+        _, fg, alpha8, _ = _cut(matter, Image.fromarray(rgb), computed, previous)
+        return np.asarray(_finish(fg, alpha8, opts, None)), alpha8.astype(np.float32) / 255
     return frame
 
 
