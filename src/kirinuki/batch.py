@@ -2,7 +2,8 @@
 
 A batch never stops at a bad file: each failure is reported as one line naming the file and
 the reason, and the others go on; an input is never overwritten. Each picture goes through
-:mod:`kirinuki.pipeline`.
+:mod:`kirinuki.pipeline`, each animation through :mod:`kirinuki.animation` and each video
+through :mod:`kirinuki.video`.
 """
 
 from __future__ import annotations
@@ -147,13 +148,43 @@ def shard(jobs: Sequence[Job], rank: int, world: int) -> list[Job]:
     return list(jobs[rank::world])
 
 
+def _cut_one(matter: Matter, source: Path, target: Path, opts: CutoutOptions,
+             on_note: Callable[[Path, str], None], on_frame: Callable[[int, int], None] | None) -> str | None:
+    """Cut out one input into ``target``: a video, an animation or a still. Returns a note."""
+    if is_video(source):
+        try:
+            return cutout_video(matter, source, target, opts.video_fmt, video_frame_renderer(matter, opts),
+                                opts.max_frames, opts.max_pixels, on_frame)
+        except PermissionError as exc:
+            raise InputError(f"cannot write {target}: {exc.strerror or exc}", InputKind.WRITE) from None
+    animation = read_animation(source, opts.max_frames, opts.max_pixels)
+    if animation is not None:
+        check_encodable(animation.frames[0].size, opts.fmt)
+        frames, note = render_animation(matter, animation, opts, on_frame)
+        write = lambda: save_animation(frames, animation.durations, animation.loop, target, opts.fmt,
+                                       opts.background or (255, 255, 255))
+    else:
+        image = open_image(source, opts.max_pixels)
+        if image.info.get(NOTE_KEY):
+            on_note(source, image.info[NOTE_KEY])
+        if opts.trim is None:  # the output has the input's size: refuse before the work
+            check_encodable(image.size, opts.fmt)
+        out, note = render(matter, image, opts)
+        write = lambda: save_output(out, target, opts.fmt)
+    try:
+        write()
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}", InputKind.WRITE) from None
+    return note
+
+
 def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
               on_error: Callable[[Path, str], None], on_note: Callable[[Path, str], None],
               on_progress: Callable[[int], None] | None = None,
               on_frame: Callable[[Path, int, int], None] | None = None) -> BatchSummary:
     """Cut out every job; report each failure or note through the callbacks and go on.
-    Animated pictures (GIF, APNG, WebP) are cut out frame by frame (``on_frame(path, done,
-    total)``) and written as animations with their timing."""
+    Animated pictures (GIF, APNG, WebP) and videos are cut out frame by frame
+    (``on_frame(path, done, total)``) and written as animations or videos with their timing."""
     summary = BatchSummary()
     t0 = time.perf_counter()
     for k, job in enumerate(jobs, 1):
@@ -167,30 +198,8 @@ def run_batch(matter: Matter, jobs: Iterable[Job], opts: CutoutOptions,
                 status, reason = "skipped", f"{job.target} exists (--overwrite replaces it)"
                 on_note(job.source, f"skipped: {reason}")
                 continue
-            animation = None if is_video(job.source) else read_animation(job.source, opts.max_frames, opts.max_pixels)
-            if is_video(job.source):
-                renderer = video_frame_renderer(matter, opts)
-                note = cutout_video(matter, job.source, job.target, opts.video_fmt, renderer, opts.max_frames,
-                                    opts.max_pixels, (lambda d, n: on_frame(job.source, d, n)) if on_frame else None)
-                write = lambda: None
-            elif animation is not None:
-                check_encodable(animation.frames[0].size, opts.fmt)
-                frames, note = render_animation(matter, animation, opts,
-                                                (lambda d, n: on_frame(job.source, d, n)) if on_frame else None)
-                write = lambda: save_animation(frames, animation.durations, animation.loop, job.target, opts.fmt,
-                                               opts.background or (255, 255, 255))
-            else:
-                image = open_image(job.source, opts.max_pixels)
-                if image.info.get(NOTE_KEY):
-                    on_note(job.source, image.info[NOTE_KEY])
-                if opts.trim is None:  # the output has the input's size: refuse before the work
-                    check_encodable(image.size, opts.fmt)
-                out, note = render(matter, image, opts)
-                write = lambda: save_output(out, job.target, opts.fmt)
-            try:
-                write()
-            except OSError as exc:
-                raise InputError(f"cannot write {job.target}: {exc.strerror or exc}", InputKind.WRITE) from None
+            progress = (lambda d, n: on_frame(job.source, d, n)) if on_frame else None
+            note = _cut_one(matter, job.source, job.target, opts, on_note, progress)
             if note:
                 reason = note
                 on_note(job.source, note)
