@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from kirinuki.animation import UNCHANGED, flicker, steady_alpha
+from kirinuki.animation import UNCHANGED, flicker, steady_sequence
 from kirinuki.inference import Matter
 from kirinuki.samples import sample_paths, true_alpha_path
 
@@ -50,11 +50,7 @@ def main() -> None:
     matter = Matter(args.model, device="cpu")
     pictures, truths = clip(args.frames)
     raw = [matter.predict_alpha(p) for p in pictures]
-    steady, prev_rgb, prev_alpha = [], None, None
-    for rgb, alpha in zip(pictures, raw):
-        prev_alpha = steady_alpha(prev_rgb, prev_alpha, rgb, alpha)
-        prev_rgb = rgb
-        steady.append(prev_alpha)
+    steady = steady_sequence(pictures, raw)
 
     def error(alphas: list[np.ndarray], moving: bool) -> float:
         errs = []

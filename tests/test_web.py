@@ -27,6 +27,22 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 
 
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def require_chromium():
+    """Skip without Debian's Chromium, except in CI, where the browser tests must run."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("KIRINUKI_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing; CI installs Debian's chromium")
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+
+
+def launch_chromium(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -211,17 +227,12 @@ def test_load_script_runs_with_small_numbers(tiny_onnx):
 
 @pytest.mark.browser
 def test_page_in_a_real_browser(server, tmp_path):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("KIRINUKI_REQUIRE_BROWSER"):
-            pytest.fail(f"{CHROMIUM} is missing; CI installs Debian's chromium")
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     sample = next(p for p in sample_paths() if "white" in p.name)
-    args = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 900})
             page.goto(server.url + "/")
@@ -254,17 +265,12 @@ def test_page_in_a_real_browser(server, tmp_path):
 def test_page_fixes_a_region_with_a_click_and_undoes_it(tmp_path):
     """The meadow sample with the bundled model: a click in drop mode on the kept patch of trees
     makes the downloaded cutout transparent there; undo brings the first cutout back."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("KIRINUKI_REQUIRE_BROWSER"):
-            pytest.fail(f"{CHROMIUM} is missing; CI installs Debian's chromium")
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     sample = next(p for p in sample_paths() if "meadow" in p.name)
     width, height = Image.open(sample).size
     server = Server("default")
-    args = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
     def download(page, name):
         with page.expect_download() as dl:
@@ -280,7 +286,7 @@ def test_page_fixes_a_region_with_a_click_and_undoes_it(tmp_path):
 
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+            browser = launch_chromium(pw)
             try:
                 page = browser.new_page(viewport={"width": 700, "height": 1400})
                 page.goto(server.url + "/")
@@ -323,18 +329,13 @@ def test_an_animated_upload_gets_an_animated_answer(server, tmp_path):
 
 @pytest.mark.browser
 def test_page_answers_an_animated_upload_with_an_animation(server, tmp_path):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("KIRINUKI_REQUIRE_BROWSER"):
-            pytest.fail(f"{CHROMIUM} is missing; CI installs Debian's chromium")
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
     from test_animation import DURATIONS, frames_of, moving_figure
 
     moving_figure(tmp_path / "sticker.png", "PNG")
-    args = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page()
             page.goto(server.url + "/")

@@ -24,13 +24,12 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .errors import InputError, InputKind
-from .imaging import DEFAULT_MAX_PIXELS, MEGAPIXEL, atomic_write, image_to_rgba_or_rgb
+from .imaging import atomic_write, image_to_rgba_or_rgb
+from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL
 
-__all__ = ["Animation", "read_animation", "steady_alpha", "flicker", "encode_animation",
-           "DEFAULT_MAX_FRAMES", "UNCHANGED"]
+__all__ = ["Animation", "read_animation", "steady_alpha", "steady_sequence", "flicker", "encode_animation",
+           "UNCHANGED"]
 
-#: The most frames an animation may have unless the caller says otherwise (--max-frames).
-DEFAULT_MAX_FRAMES = 1000
 #: A pixel whose colour moved by at most this much (8-bit levels, every channel) is unchanged.
 UNCHANGED = 3
 
@@ -87,6 +86,15 @@ def steady_alpha(previous_rgb: np.ndarray | None, previous_alpha: np.ndarray | N
         return alpha
     same = np.abs(rgb.astype(np.int16) - previous_rgb.astype(np.int16)).max(axis=2) <= tolerance
     return np.where(same, previous_alpha, alpha).astype(np.float32)
+
+
+def steady_sequence(rgbs: list[np.ndarray], alphas: list[np.ndarray],
+                    tolerance: int = UNCHANGED) -> list[np.ndarray]:
+    """:func:`steady_alpha` along a sequence of frames (HxWx3 uint8) and their predictions."""
+    out: list[np.ndarray] = []
+    for k, (rgb, alpha) in enumerate(zip(rgbs, alphas)):
+        out.append(steady_alpha(rgbs[k - 1] if k else None, out[-1] if k else None, rgb, alpha, tolerance))
+    return out
 
 
 def flicker(rgbs: list[np.ndarray], alphas: list[np.ndarray], tolerance: int = UNCHANGED) -> float:

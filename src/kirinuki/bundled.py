@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ModelError
 
-__all__ = ["DEFAULT_MODEL", "weights_folder", "sha256_file", "bundled_file", "default_model_path",
+__all__ = ["DEFAULT_MODEL", "weights_folder", "sha256_file", "bundled_file",
            "bundled_model_info", "bundled_slots"]
 
 #: The slot of the model used when none is named.
@@ -50,11 +50,6 @@ def bundled_file(filename: str, folder: Path | None = None) -> Path:
         raise ModelError(f"{path}: checksum mismatch (expected {expected[:12]}..., got {actual[:12]}...); "
                          "reinstall kirinuki")
     return path
-
-
-def default_model_path() -> Path:
-    """The bundled ONNX model, checksum verified."""
-    return bundled_file(f"{DEFAULT_MODEL}.onnx")
 
 
 def bundled_model_info(slot: str = DEFAULT_MODEL) -> dict[str, Any]:

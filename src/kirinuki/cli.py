@@ -10,8 +10,7 @@ from typing import Sequence
 from ._version import __version__
 from .config import PRESETS, parse_work_size
 from .errors import KirinukiError
-from .animation import DEFAULT_MAX_FRAMES
-from .imaging import DEFAULT_MAX_PIXELS, MEGAPIXEL
+from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL
 
 PROG = "kirinuki"
 

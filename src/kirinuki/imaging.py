@@ -29,10 +29,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError, InputKind
+from .limits import DEFAULT_MAX_PIXELS, MEGAPIXEL
 
 __all__ = [
-    "MEGAPIXEL",
-    "DEFAULT_MAX_PIXELS",
     "open_image",
     "CUTOUT_SUFFIXES",
     "BACKGROUND_SUFFIXES",
@@ -54,11 +53,6 @@ __all__ = [
     "NOTE_KEY",
 ]
 
-
-#: Pixels in a megapixel, and the largest picture opened unless a caller says otherwise
-#: (``--max-pixels`` in the command line and the web app).
-MEGAPIXEL = 1_000_000
-DEFAULT_MAX_PIXELS = 100 * MEGAPIXEL
 
 #: Files that hold cutouts (RGBA) and opaque backgrounds, for training and evaluation.
 CUTOUT_SUFFIXES = (".png", ".webp")

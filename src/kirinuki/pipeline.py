@@ -16,10 +16,11 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageColor
 
-from .animation import DEFAULT_MAX_FRAMES, Animation, encode_animation, steady_alpha
+from .animation import Animation, encode_animation, steady_alpha
 from .errors import InputError, InputKind
 from .foreground import estimate_foreground
-from .imaging import DEFAULT_MAX_PIXELS, atomic_save, atomic_write, composite
+from .imaging import atomic_save, atomic_write, composite
+from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS
 from .inference import Matter
 from .video import VIDEO_SUFFIXES
 

@@ -44,9 +44,9 @@ def plan_rank(model: str | None, device: str, threads: int | None, env: Mapping[
     if device not in ("auto", "cuda") or not (torch_cuda_available() if cuda is None else cuda):
         return RankPlan(rank, world, device, cpu_share)
     on_torch = model is not None and not str(model).lower().endswith(".onnx")
-    if on_torch or (onnx_has_cuda() if onnx_cuda is None else onnx_cuda):
-        return RankPlan(rank, world, f"cuda:{local}", threads)
-    if device == "cuda":  # asked for explicitly: the runner says why it cannot
+    # A GPU when the runtime can use it, or when asked for explicitly (the runner then says
+    # why it cannot); with "auto", the CPU otherwise.
+    if on_torch or device == "cuda" or (onnx_has_cuda() if onnx_cuda is None else onnx_cuda):
         return RankPlan(rank, world, f"cuda:{local}", threads)
     return RankPlan(rank, world, "cpu", cpu_share,
                     "ONNX Runtime here has no CUDA provider: this rank runs on the CPU "

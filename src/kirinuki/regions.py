@@ -87,11 +87,13 @@ def _region_graph(labels: np.ndarray, image: np.ndarray, grad: np.ndarray) -> tu
 
 
 def select_region(labels: np.ndarray, grad: np.ndarray, image: np.ndarray, x: int, y: int,
-                  tolerance: float = DEFAULT_TOLERANCE, edge: float = EDGE) -> np.ndarray:
+                  tolerance: float = DEFAULT_TOLERANCE, edge: float = EDGE,
+                  graph: tuple[np.ndarray, dict[int, list]] | None = None) -> np.ndarray:
     """The region under ``(x, y)`` grown over neighbours whose mean colour lies within
     ``tolerance`` of its own and that no edge stronger than ``edge`` separates (an outline
-    stops the growth even between two whites): an HxW bool mask."""
-    mean, neighbours = _region_graph(labels, image, grad)
+    stops the growth even between two whites): an HxW bool mask. ``graph``: the region graph
+    of ``labels`` when the caller selects several regions of one map."""
+    mean, neighbours = graph or _region_graph(labels, image, grad)
     seed = int(labels[y, x])
     chosen, todo = {seed}, [seed]
     while todo:
@@ -115,9 +117,10 @@ def apply_points(alpha: np.ndarray, image: np.ndarray, keep: Sequence[tuple[int,
     if not keep and not drop:
         return alpha, edits
     labels, grad = region_map(image)
+    graph = _region_graph(labels, image, grad)  # once for all the points
     for points, value in ((keep, 1.0), (drop, 0.0)):
         for x, y in points:
-            edits[select_region(labels, grad, image, int(x), int(y), tolerance)] = value
+            edits[select_region(labels, grad, image, int(x), int(y), tolerance, graph=graph)] = value
     return np.where(np.isnan(edits), alpha, edits).astype(np.float32), edits
 
 

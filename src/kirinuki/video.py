@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 
 from .errors import InputError, InputKind
-from .imaging import MEGAPIXEL
+from .limits import MEGAPIXEL
 from .inference import Matter
 
 __all__ = ["VIDEO_SUFFIXES", "VIDEO_FORMATS", "is_video", "cutout_video"]
@@ -67,7 +68,7 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
         raise InputError(f"not a video kirinuki can read ({exc})", InputKind.UNSUPPORTED) from None
     tmp = _temporary(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    note = None
+    note, out, oas = None, None, None
     try:
         if not inp.streams.video:
             raise InputError("no video stream", InputKind.UNSUPPORTED)
@@ -81,7 +82,6 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
             raise InputError(f"about {total} frames of {w}x{h} are {total * w * h / MEGAPIXEL:.3g} MP in all, over "
                              f"the limit of {max_pixels / MEGAPIXEL:g} MP (--max-pixels)", InputKind.TOO_LARGE)
         audio = inp.streams.audio[0] if inp.streams.audio else None
-        out = None
         if fmt == "png":
             tmp.mkdir(parents=True)
         else:
@@ -92,7 +92,6 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
             ovs.pix_fmt = "yuva420p" if fmt == "webm" else "yuva444p10le"
             if fmt == "mov":
                 ovs.options = {"profile": "4"}  # ProRes 4444: with an alpha channel
-            oas = None
             if audio is not None:
                 if audio.codec_context.name in _AUDIO_OK[fmt]:
                     oas = out.add_stream_from_template(audio)
@@ -102,7 +101,7 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
             note = "audio dropped: a folder of frames holds none"
         previous: tuple[np.ndarray, np.ndarray] | None = None
         done = 0
-        streams = [vs] + ([audio] if (out is not None and audio is not None and oas is not None) else [])
+        streams = [vs] + ([audio] if oas is not None else [])  # audio only where it is copied
         try:
             for packet in inp.demux(*streams):
                 if packet.stream.type == "audio":
@@ -118,11 +117,10 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
                     pixels, alpha = render_frame(rgb, *(previous or (None, None)))
                     previous = (rgb, alpha)
                     if out is None:
-                        from PIL import Image
                         Image.fromarray(pixels).save(tmp / f"frame-{done:06d}.png", compress_level=1)
                     else:
-                        layout = {4: "rgba", 3: "rgb24"}.get(pixels.shape[2] if pixels.ndim == 3 else 1, "gray")
-                        new = av.VideoFrame.from_ndarray(pixels if pixels.ndim == 3 else pixels, format=layout)
+                        layout = "gray" if pixels.ndim == 2 else {4: "rgba", 3: "rgb24"}[pixels.shape[2]]
+                        new = av.VideoFrame.from_ndarray(pixels, format=layout)
                         new.pts, new.time_base = frame.pts, frame.time_base
                         for p in ovs.encode(new):
                             out.mux(p)
@@ -139,12 +137,15 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
             out = None
         _move_into_place(tmp, target)
     except BaseException:
-        if 'out' in locals() and out is not None:
+        if out is not None:
             try:
                 out.close()
             except Exception:
                 pass
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise
     finally:
         inp.close()

@@ -29,7 +29,8 @@ from fastapi.staticfiles import StaticFiles
 
 from .._version import __version__
 from ..errors import InputError, InputKind
-from ..imaging import DEFAULT_MAX_PIXELS, open_image
+from ..imaging import open_image
+from ..limits import DEFAULT_MAX_PIXELS
 from ..animation import encode_animation, read_animation
 from ..pipeline import CutoutOptions, check_encodable, encode, parse_colour, render, render_animation
 from ..inference import Matter, check_points
