@@ -15,31 +15,15 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from PIL import Image
 
 from kirinuki.animation import UNCHANGED, flicker, steady_sequence
 from kirinuki.inference import Matter
-from kirinuki.samples import sample_paths, true_alpha_path
+from kirinuki.samples import moving_figure
 
 
 def clip(frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    white = next(p for p in sample_paths() if "white" in p.name)
-    meadow = next(p for p in sample_paths() if "meadow" in p.name)
-    figure = Image.open(white).convert("RGB")
-    alpha = Image.open(true_alpha_path(white)).convert("L")
-    size = (figure.width // 2, figure.height // 2)
-    figure, alpha = figure.resize(size, Image.Resampling.LANCZOS), alpha.resize(size, Image.Resampling.LANCZOS)
-    # the meadow sample's sky and trees beside the figure, no character in it
-    background = Image.open(meadow).convert("RGB").crop((380, 0, 456, 330)).resize((448, 448), Image.Resampling.BICUBIC)
-    pictures, truths = [], []
-    for k in range(frames):
-        frame = background.copy()
-        frame.paste(figure, (40 + 6 * k, 448 - size[1]), alpha)
-        truth = Image.new("L", frame.size, 0)
-        truth.paste(alpha, (40 + 6 * k, 448 - size[1]))
-        pictures.append(np.asarray(frame))
-        truths.append(np.asarray(truth).astype(np.float32) / 255)
-    return pictures, truths
+    pictures, truths = zip(*moving_figure((448, 448), 350, frames, x0=40))
+    return list(pictures), list(truths)
 
 
 def main() -> None:

@@ -17,29 +17,16 @@ import time
 from pathlib import Path
 
 import av
-import numpy as np
-from PIL import Image
 
-from kirinuki.samples import sample_paths, true_alpha_path
+from kirinuki.samples import moving_figure
 
 
 def make_clip(path: Path, seconds: int, size: tuple[int, int], fps: int) -> None:
-    white = next(p for p in sample_paths() if "white" in p.name)
-    meadow = next(p for p in sample_paths() if "meadow" in p.name)
-    figure = Image.open(white).convert("RGBA")
-    figure.putalpha(Image.open(true_alpha_path(white)).convert("L"))
-    h = size[1] * 9 // 10
-    figure = figure.resize((figure.width * h // figure.height, h), Image.Resampling.LANCZOS)
-    background = Image.open(meadow).convert("RGBA").crop((380, 0, 456, 330)).resize(size, Image.Resampling.BICUBIC)
     out = av.open(str(path), "w")
     stream = out.add_stream("mpeg4", rate=fps)
     stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-    for k in range(seconds * fps):
-        frame = background.copy()
-        layer = Image.new("RGBA", size, (0, 0, 0, 0))
-        layer.paste(figure, ((k * 3) % (size[0] - figure.width), size[1] - h))
-        frame.alpha_composite(layer)
-        for p in stream.encode(av.VideoFrame.from_ndarray(np.asarray(frame.convert("RGB")), format="rgb24")):
+    for rgb, _ in moving_figure(size, size[1] * 9 // 10, seconds * fps, x0=0, step=3):
+        for p in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
             out.mux(p)
     for p in stream.encode():
         out.mux(p)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from kirinuki.samples import sample_paths, true_alpha_path
+from kirinuki.samples import moving_figure
 
 import av  # noqa: E402  (the video extra, which make setup installs)
 
@@ -17,24 +17,14 @@ FRAMES = 8
 def clip(path, audio_codec=None, frames=FRAMES, size=(256, 192)):
     """The white sample's character sliding over the meadow sample's sky and trees, 12 fps,
     optionally with a tone."""
-    white = next(p for p in sample_paths() if "white" in p.name)
-    meadow = next(p for p in sample_paths() if "meadow" in p.name)
-    figure = Image.open(white).convert("RGBA")
-    figure.putalpha(Image.open(true_alpha_path(white)).convert("L"))
-    figure = figure.resize((figure.width * 180 // figure.height, 180), Image.Resampling.LANCZOS)
-    background = Image.open(meadow).convert("RGBA").crop((380, 0, 456, 330)).resize(size, Image.Resampling.BICUBIC)
     out = av.open(str(path), "w")
     vs = out.add_stream("libvpx-vp9" if path.suffix == ".webm" else "mpeg4", rate=12)
     vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
     astream = None
     if audio_codec:
         astream = out.add_stream(audio_codec, rate=48000)
-    for k in range(frames):
-        frame = background.copy()
-        layer = Image.new("RGBA", size, (0, 0, 0, 0))
-        layer.paste(figure, (10 + 6 * k, size[1] - 180))
-        frame.alpha_composite(layer)
-        for p in vs.encode(av.VideoFrame.from_ndarray(np.asarray(frame.convert("RGB")), format="rgb24")):
+    for rgb, _ in moving_figure(size, 180, frames):
+        for p in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
             out.mux(p)
     for p in vs.encode():
         out.mux(p)
