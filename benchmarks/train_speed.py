@@ -1,10 +1,13 @@
 """Training throughput with the data pipeline included (images/s through the model).
 
     python benchmarks/train_speed.py --data ../shared/data [--preset default] [--steps 20] [--batch 16]
+        [--placement cpu|device]
 
 Runs ``kirinuki.train.train`` for a few steps (device chosen automatically) and reads the
 images/s it logged once the batches that the DataLoader workers made ahead (4 per worker)
-are used up: the steady state, where the data pipeline has to keep pace.
+are used up: the steady state, where the data pipeline has to keep pace. ``--placement
+device`` places the cutouts on the training device (``data.placement``), so that the
+workers only draw placements and backgrounds.
 """
 
 from __future__ import annotations
@@ -26,18 +29,21 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--placement", choices=["cpu", "device"], help="default: the preset's")
     args = ap.parse_args()
     ahead = 4 * args.workers if args.workers else 0
     args.steps = args.steps or max(20, 3 * ahead)
     cfg = load_config(args.preset, overrides=[{"steps": args.steps, "batch": args.batch, "sizes": [args.size],
                                                "workers": args.workers, "log_every": 5, "val_every": 0,
-                                               "ckpt_every": 0}])
+                                               "ckpt_every": 0},
+                                              {"data": {"placement": args.placement}} if args.placement else {}])
     with tempfile.TemporaryDirectory() as out:
         train(cfg, args.data, out, progress=False)
         rows = list(csv.DictReader(open(Path(out) / "train_log.csv")))
     steady = [float(r["images_per_s"]) for r in rows if int(r["step"]) > ahead + 5]
     rates = steady or [float(rows[-1]["images_per_s"])]
-    print(f"{args.preset} ({cfg.model.name}) at {args.size}x{args.size}, batch {args.batch}: "
+    print(f"{args.preset} ({cfg.model.name}) at {args.size}x{args.size}, batch {args.batch}, "
+          f"{args.workers} workers, placement on the {cfg.data.placement if cfg.data.placement == 'cpu' else 'device'}: "
           f"{sum(rates) / len(rates):.1f} images/s with the data pipeline")
 
 

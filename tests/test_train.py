@@ -137,6 +137,22 @@ def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
     assert two["step"] == 4
 
 
+def test_device_placement_trains_and_resumes_bit_for_bit(tiny_data, tmp_path):
+    """Cutouts placed on the training device (a worker process sends layer tables): the run
+    learns, and a resumed run sees the same samples."""
+    cfg = lambda steps, workers: load_config("default", overrides=tiny_overrides(
+        steps=steps, workers=workers, data={"groups": {"train/a": 2.0, "train/b": 1.0}, "cache_side": 128,
+                                            "placement": "device", "p_shadow": 0.5, "p_two": 0.5}))
+    straight = train(cfg(4, 1), tiny_data, tmp_path / "a", progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "a" / "train_log.csv")))
+    assert len(rows) == 4 and all(math.isfinite(float(r["loss"])) for r in rows)
+    train(cfg(2, 0), tiny_data, tmp_path / "b", progress=False)
+    resumed = train(cfg(4, 0), tiny_data, tmp_path / "b", resume=tmp_path / "b" / "last.pt", progress=False)
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_resume_really_starts_from_the_checkpoint(tiny_data, tmp_path):
     """Weights edited in the checkpoint must be the ones the resumed run continues from (a
     run that ignored --resume and retrained from the seed would not see the edit)."""

@@ -5,7 +5,8 @@
 #
 # Everything ends within SECONDS (default 560) of the start:
 #   1. the batched inference throughput at 1024x1024 (whole tensor path) and the training
-#      throughput at 256x256 with the data pipeline included, for docs/benchmarks.md;
+#      throughput of PRESET at 256 and 512 px with the data pipeline included (cutouts placed
+#      on the device), for docs/benchmarks.md;
 #   2. the default model (PRESET, default: the default recipe), continued from INIT (default:
 #      the bundled weights; PRESET=lite INIT=quality continues the pretrained network), and the
 #      paper preset from scratch, trained side by side on the same GPU for the same minutes
@@ -29,13 +30,14 @@ WORKERS=${WORKERS:-11}
 PAPER_WORKERS=${PAPER_WORKERS:-3}
 SPEED_BATCH=${SPEED_BATCH:-256}
 SPEED_STEPS=${SPEED_STEPS:-180}
-THROUGHPUT=${THROUGHPUT:-1 8 32 64}
+THROUGHPUT=${THROUGHPUT-1 8 32 64}      # empty: no inference figures
 BENCH=${BENCH:-1}                 # 0: skip the throughput measurements
 SIZES=${SIZES:-[384,448,512]}     # training canvases of the default model
 WORK=${WORK:-512}                 # its working size
 LR=${LR:-1e-3}
 PRESET=${PRESET:-default}         # the recipe: default (kirinet) or lite (pretrained kirilite)
 INIT=${INIT:-default}             # weights to continue: a bundled model's name or a checkpoint
+PLACEMENT=${PLACEMENT:-device}    # where cutouts are placed: device (batched warp) or cpu (workers)
 DATA=.data/compact
 PY=${PY:-python3}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -49,11 +51,16 @@ $PY -c "import torch, numpy, PIL; print('torch', torch.__version__, 'cuda', torc
 'numpy', numpy.__version__, 'pillow', PIL.__version__); import os; print('cpus', os.cpu_count())" 2>&1 | tee -a "$LOG"
 
 if [ "$BENCH" = 1 ]; then
-say "inference throughput"
-timeout 60 $PY benchmarks/gpu_throughput.py --batches $THROUGHPUT --seconds 4 2>&1 | tee -a "$LOG"
-say "training throughput at 256"
-timeout 60 $PY benchmarks/train_speed.py --data "$DATA" --batch "$SPEED_BATCH" --steps "$SPEED_STEPS" \
-    --workers $(( WORKERS + PAPER_WORKERS )) 2>&1 | tee -a "$LOG"
+if [ -n "$THROUGHPUT" ]; then   # THROUGHPUT= (empty) leaves the inference figures out
+    say "inference throughput"
+    timeout 60 $PY benchmarks/gpu_throughput.py --batches $THROUGHPUT --seconds 4 2>&1 | tee -a "$LOG"
+fi
+for SIZE in 256 512; do
+    say "training throughput at $SIZE"
+    timeout 75 $PY benchmarks/train_speed.py --data "$DATA" --preset "$PRESET" --size $SIZE \
+        --batch $([ $SIZE = 256 ] && echo "$SPEED_BATCH" || echo "$BATCH") --steps "$SPEED_STEPS" \
+        --workers $(( WORKERS + PAPER_WORKERS )) --placement "$PLACEMENT" 2>&1 | tee -a "$LOG"
+done
 say "composites per second"
 timeout 25 $PY benchmarks/composite_speed.py --data "$DATA" --sizes 256 512 --samples 64 2>&1 | tee -a "$LOG"
 fi
@@ -66,6 +73,7 @@ timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset "$PRESET" --data
     --out "$OUT/default" --init-from "$INIT" --minutes "$MIN" --batch "$BATCH" --workers "$WORKERS" -q \
     --set "sizes=$SIZES" --set model.work_size=$WORK --set optim.lr=$LR \
     --set optim.warmup_steps=50 --set optim.decay_over_minutes=true --set optim.min_lr_ratio=0.05 \
+    --set "data.placement=\"$PLACEMENT\"" \
     --set val_every=500 --set ckpt_every=250 --set log_every=50 > "$OUT/default/stderr.txt" 2>&1 &
 PID_DEFAULT=$!
 if [ "$PAPER_WORKERS" -gt 0 ]; then

@@ -68,6 +68,10 @@ class DataConfig:
     pairs_weight: float = 0.0
     # Cutouts are cached in memory with their longest side at most this.
     cache_side: int = 640
+    # Where cutouts are zoomed, turned and placed: "cpu" (Pillow, per sample, in the
+    # DataLoader workers) or "device" (one batched warp on the training device, from an
+    # atlas of every cutout held there: see kirinuki.placement).
+    placement: str = "cpu"
     # Geometry.
     flip: float = 0.5
     rotation: float = 10.0            # degrees, uniform in [-r, r]

@@ -5,7 +5,10 @@ The work is split in two so that a GPU is never starved:
 1. **Per sample, on CPU** (DataLoader workers, numpy + Pillow): choose a cutout by group
    weight, apply flip / zoom / rotation / shift through *premultiplied* colour, optionally a
    second character or none, and draw a background. A sample is three uint8 arrays: the
-   premultiplied colour ``Fp = alpha * F``, the alpha, and the background ``B``.
+   premultiplied colour ``Fp = alpha * F``, the alpha, and the background ``B``. With
+   ``placement = "device"`` the worker draws the same placements but leaves the cutouts
+   unplaced: a sample is then a layer table, a shadow row and ``B``, and
+   :mod:`kirinuki.placement` places the whole batch on the training device.
 2. **Per batch, on the training device** (:func:`compose_batch`, torch): the composite
    ``I = Fp + (1 - alpha) * B`` (that is ``alpha * F + (1 - alpha) * B`` with straight
    colour), then blur, down-and-up rescaling, JPEG compression (simulated exactly as the
@@ -56,7 +59,8 @@ from .errors import DataError
 from .imaging import BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, find_images, longest_side
 
 __all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
-           "jpeg_simulate", "BG_CLASSES", "redraw_cutout", "cast_shadow", "draw_over"]
+           "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "draw_shadow", "draw_over",
+           "Placement", "draw_placement", "draw_jitter", "jitter_colours"]
 
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
 
@@ -118,6 +122,14 @@ class CutoutLibrary:
     def __len__(self) -> int:
         return sum(len(c) for c in self.cutouts)
 
+    def index(self, group: int, item: int) -> int:
+        """Cutout ``item`` of group ``group`` counted over all groups in order (the order of
+        :meth:`all_cutouts`)."""
+        return sum(len(c) for c in self.cutouts[:group]) + item
+
+    def all_cutouts(self) -> list[np.ndarray]:
+        return [cut for group in self.cutouts for cut in group]
+
 
 def _find_pairs(folder: Path) -> list[Path]:
     out = []
@@ -146,6 +158,66 @@ def _load_pair(rgb_path: Path, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(rgb), np.asarray(alpha)
 
 
+def draw_jitter(rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A scene's colour jitter of ``strength`` (0..1): saturation, contrast and brightness
+    factors and a colour cast (r, g, b levels), float32."""
+    j = strength
+    return np.array([rng.uniform(1 - j, 1 + j), rng.uniform(1 - j / 2, 1 + j / 2), rng.uniform(1 - j / 2, 1 + j / 2),
+                     *rng.uniform(-20 * j, 20 * j, size=3)], np.float32)
+
+
+def jitter_colours(bg: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
+    """Backgrounds ``N x 3 x H x W`` (float, levels 0-255) with their jitter rows ``N x 6``
+    (:func:`draw_jitter`) applied: saturation about the pixel's grey, contrast about mid-grey,
+    brightness, cast; clipped to 0-255. Workers and the training device both use it."""
+    j = jitter.to(bg.device, bg.dtype)[:, :, None, None]
+    grey = bg.mean(1, keepdim=True)
+    bg = grey + (bg - grey) * j[:, 0:1]
+    bg = (bg - 128) * j[:, 1:2] + 128
+    bg = bg * j[:, 2:3] + j[:, 3:6]
+    return bg.clamp(0, 255)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one cutout goes on the canvas: zoomed by ``scale`` (canvas pixels per cutout
+    pixel), mirrored if ``flip``, turned ``angle`` degrees counter-clockwise about its
+    centre, and that centre put at ``(cx, cy)`` in canvas pixels."""
+
+    scale: float
+    flip: bool
+    angle: float
+    cx: float
+    cy: float
+
+
+def draw_placement(rng: np.random.Generator, cfg: DataConfig, w: int, h: int, size: int) -> Placement:
+    """A random placement of a ``w`` x ``h`` cutout on an S x S canvas (S = ``size``): zoom
+    log-uniform in ``cfg.zoom`` (or ``cfg.cutoff_zoom`` for a close-up the frame cuts),
+    flip, rotation, a shift about the centre or standing on the bottom edge. The one routine
+    behind both placements, Pillow's per sample and the batched warp on the device."""
+    cutoff = rng.random() < cfg.p_cutoff
+    lo, hi = cfg.cutoff_zoom if cutoff else cfg.zoom
+    zoom = math.exp(rng.uniform(math.log(lo), math.log(hi)))  # log-uniform: scale-fair
+    scale = zoom * min(size / w, size / h)
+    flip = bool(rng.random() < cfg.flip)
+    angle = float(rng.uniform(-cfg.rotation, cfg.rotation)) if cfg.rotation > 0 else 0.0
+    # The bounding box of the zoomed, turned cutout.
+    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    pw, ph = math.ceil(nw * c + nh * s - 1e-6), math.ceil(nw * s + nh * c - 1e-6)
+    if cutoff:
+        x = int(rng.integers(-pw // 2, max(size - pw // 2, -pw // 2 + 1)))
+        y = int(rng.integers(-ph // 3, max(size - ph // 2, -ph // 3 + 1)))
+    else:
+        x = (size - pw) / 2 + rng.uniform(-cfg.shift, cfg.shift) * size
+        y = (size - ph) / 2 + rng.uniform(-cfg.shift, cfg.shift) * size
+        if rng.random() < cfg.p_stand:
+            y = size - ph  # standing on the bottom edge, as sprites are drawn
+        x, y = round(x), round(y)
+    return Placement(scale, flip, angle, x + pw / 2, y + ph / 2)
+
+
 class SampleMaker:
     """Draws one training sample: premultiplied character layer and a background.
 
@@ -161,50 +233,45 @@ class SampleMaker:
                       cfg.bg_scene if library.backgrounds else 0.0, cfg.bg_hard, cfg.bg_grey], dtype=np.float64)
         if w.sum() <= 0:
             raise ValueError("the background mix has no positive weight")
+        if cfg.placement not in ("cpu", "device"):
+            raise ValueError(f"data.placement {cfg.placement!r}: expected 'cpu' or 'device'")
+        if cfg.placement == "device" and library.pairs:
+            raise DataError("real pairs (data.pairs) are pictures, not cutouts: they need data.placement = 'cpu'")
         self.bg_weights = w / w.sum()
 
     # -- the character layer -------------------------------------------------------------
-    def _pick_cutout(self, rng: np.random.Generator) -> np.ndarray:
-        g = rng.choice(len(self.lib.groups), p=self.lib.weights)
-        items = self.lib.cutouts[g]
-        cut = items[rng.integers(len(items))]
+    def _pick(self, rng: np.random.Generator) -> tuple[int, int, str]:
+        """(group, item, style): a cutout by group weight, and how it is drawn ('original',
+        or redrawn as 'lineart' or 'flat' with the recipe's probabilities)."""
+        g = int(rng.choice(len(self.lib.groups), p=self.lib.weights))
+        i = int(rng.integers(len(self.lib.cutouts[g])))
         if self.cfg.p_lineart and rng.random() < self.cfg.p_lineart:
-            return redraw_cutout(cut, "lineart", rng)
+            return g, i, "lineart"
         if self.cfg.p_flatcolour and rng.random() < self.cfg.p_flatcolour:
-            return redraw_cutout(cut, "flat", rng)
-        return cut
+            return g, i, "flat"
+        return g, i, "original"
+
+    def _pick_cutout(self, rng: np.random.Generator) -> np.ndarray:
+        g, i, style = self._pick(rng)
+        cut = self.lib.cutouts[g][i]
+        return cut if style == "original" else redraw_cutout(cut, style, rng)
 
     def _place(self, rng: np.random.Generator, cut: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Flip, zoom, rotate and shift one premultiplied cutout onto an empty SxS canvas.
 
         Returns float32 (fp SxSx3, alpha SxS) in [0, 1].
         """
-        cfg = self.cfg
         h, w = cut.shape[:2]
-        cutoff = rng.random() < cfg.p_cutoff
-        lo, hi = cfg.cutoff_zoom if cutoff else cfg.zoom
-        zoom = math.exp(rng.uniform(math.log(lo), math.log(hi)))  # log-uniform: scale-fair
-        scale = zoom * min(size / w, size / h)
-        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        at = draw_placement(rng, self.cfg, w, h, size)
+        nw, nh = max(1, round(w * at.scale)), max(1, round(h * at.scale))
         im = Image.fromarray(cut, "RGBa").resize((nw, nh), Image.Resampling.LANCZOS)
-        if rng.random() < cfg.flip:
+        if at.flip:
             im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        angle = rng.uniform(-cfg.rotation, cfg.rotation) if cfg.rotation > 0 else 0.0
-        if angle:
+        if at.angle:
             # Premultiplied colour and a transparent fill: no dark fringe at the new border.
-            im = im.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
-        pw, ph = im.size
-        if cutoff:
-            x = rng.integers(-pw // 2, max(size - pw // 2, -pw // 2 + 1))
-            y = rng.integers(-ph // 3, max(size - ph // 2, -ph // 3 + 1))
-        else:
-            cx = (size - pw) / 2 + rng.uniform(-cfg.shift, cfg.shift) * size
-            cy = (size - ph) / 2 + rng.uniform(-cfg.shift, cfg.shift) * size
-            if rng.random() < cfg.p_stand:
-                cy = size - ph  # standing on the bottom edge, as sprites are drawn
-            x, y = round(cx), round(cy)
+            im = im.rotate(at.angle, resample=Image.Resampling.BILINEAR, expand=True)
         canvas = Image.new("RGBa", (size, size), (0, 0, 0, 0))
-        canvas.paste(im, (int(x), int(y)))
+        canvas.paste(im, (round(at.cx - im.size[0] / 2), round(at.cy - im.size[1] / 2)))
         arr = np.asarray(canvas).astype(np.float32) / 255.0
         alpha = arr[..., 3]
         # 8-bit premultiplied resampling can round colour a step above alpha; keep Fp <= alpha.
@@ -226,7 +293,9 @@ class SampleMaker:
         return fp, alpha
 
     # -- the background ------------------------------------------------------------------
-    def _scene(self, rng: np.random.Generator, size: int) -> np.ndarray:
+    def _scene(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """A random square crop of a background picture, resized to S x S and maybe flipped
+        (uint8), and the colour jitter drawn for it (None without ``scene_jitter``)."""
         src = self.lib.backgrounds[rng.integers(len(self.lib.backgrounds))]
         h, w = src.shape[:2]
         side = max(8, round(min(h, w) * rng.uniform(0.3, 1.0)))
@@ -234,15 +303,8 @@ class SampleMaker:
         im = Image.fromarray(src[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BILINEAR)
         if rng.random() < 0.5:
             im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        bg = np.asarray(im).astype(np.float32)
-        j = self.cfg.scene_jitter
-        if j > 0:
-            gray = bg.mean(axis=2, keepdims=True)
-            bg = gray + (bg - gray) * rng.uniform(1 - j, 1 + j)            # saturation
-            bg = (bg - 128) * rng.uniform(1 - j / 2, 1 + j / 2) + 128       # contrast
-            bg = bg * rng.uniform(1 - j / 2, 1 + j / 2)                     # brightness
-            bg = bg + rng.uniform(-20 * j, 20 * j, size=3)                  # colour cast
-        return np.clip(bg, 0, 255).astype(np.uint8)
+        jitter = draw_jitter(rng, self.cfg.scene_jitter) if self.cfg.scene_jitter > 0 else None
+        return np.array(im), jitter
 
     def _hard(self, rng: np.random.Generator, fp: np.ndarray, alpha: np.ndarray, size: int) -> np.ndarray:
         opaque = np.flatnonzero(alpha.ravel() > 0.95)
@@ -268,7 +330,11 @@ class SampleMaker:
     def _background(self, rng: np.random.Generator, kind: str, fp: np.ndarray, alpha: np.ndarray,
                     size: int) -> np.ndarray:
         if kind == "scene":
-            return self._scene(rng, size)
+            bg, jitter = self._scene(rng, size)
+            if jitter is None:
+                return bg
+            shifted = jitter_colours(torch.from_numpy(bg).permute(2, 0, 1)[None].float(), torch.from_numpy(jitter)[None])
+            return shifted[0].permute(1, 2, 0).numpy().astype(np.uint8)
         if kind == "hard":
             return self._hard(rng, fp, alpha, size)
         if kind == "flat":
@@ -300,8 +366,57 @@ class SampleMaker:
         if self.cfg.p_drawn and rng.random() < self.cfg.p_drawn:
             bg = draw_over(bg, rng)
         if self.cfg.p_shadow and rng.random() < self.cfg.p_shadow:
-            bg = cast_shadow(bg, alpha, rng)
+            bg = cast_shadow(bg, alpha, draw_shadow(rng, size))
         return (np.rint(fp * 255).astype(np.uint8), np.rint(alpha * 255).astype(np.uint8), bg)
+
+    def make_layers(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A sample as the device placement takes it (``data.placement = "device"``): the
+        characters as a layer table ``K x 6`` float32 (see :mod:`kirinuki.placement`; unused
+        slots have item -1), an effects row of 12 float32 (a shadow, then a scene's colour
+        jitter, each with its ``on`` flag: ``EFFECT_FIELDS``) and the background ``SxSx3
+        uint8`` before them. The same kinds of draws as :meth:`make`, with the cutouts left
+        unplaced: a hard-negative background takes its colours from the first character, and
+        drawn shapes are painted before the jitter, not after."""
+        from .placement import atlas_styles
+
+        cfg = self.cfg
+        styles = atlas_styles(cfg)
+        layers = np.zeros((self.slots, 6), np.float32)
+        layers[:, 0], layers[:, 1] = -1.0, 1.0
+        first = None
+        if not rng.random() < cfg.p_empty:
+            count = 1
+            if rng.random() < cfg.p_two:
+                count += int(rng.integers(1, cfg.max_characters)) if cfg.max_characters > 2 else 1
+            for k in range(count):
+                g, i, style = self._pick(rng)
+                cut = self.lib.cutouts[g][i]
+                at = draw_placement(rng, cfg, cut.shape[1], cut.shape[0], size)
+                item = styles.index(style) * len(self.lib) + self.lib.index(g, i)
+                layers[k] = (item, at.scale, float(at.flip), at.angle, at.cx, at.cy)
+                first = cut if first is None else first
+        if first is None:
+            fp, alpha = np.zeros((1, 1, 3), np.float32), np.zeros((1, 1), np.float32)
+        else:  # every other pixel is plenty to draw colours from
+            fp, alpha = first[::2, ::2, :3].astype(np.float32) / 255.0, first[::2, ::2, 3].astype(np.float32) / 255.0
+        effects = np.zeros(12, np.float32)
+        kind = self.background_kind(rng)
+        if kind == "scene":  # its colour jitter is left to the device
+            bg, jitter = self._scene(rng, size)
+            if jitter is not None:
+                effects[5], effects[6:] = 1.0, jitter
+        else:
+            bg = self._background(rng, kind, fp, alpha, size)
+        if cfg.p_drawn and rng.random() < cfg.p_drawn:
+            bg = draw_over(bg, rng)
+        if cfg.p_shadow and rng.random() < cfg.p_shadow:
+            effects[:5] = (1.0, *draw_shadow(rng, size))
+        return layers, effects, np.require(bg, requirements=["C", "W"])
+
+    @property
+    def slots(self) -> int:
+        """Characters a sample can hold at most."""
+        return self.cfg.max_characters if self.cfg.p_two > 0 else 1
 
 
 def redraw_cutout(cut: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
@@ -331,14 +446,19 @@ def redraw_cutout(cut: np.ndarray, style: str, rng: np.random.Generator) -> np.n
     return np.concatenate([fp, cut[..., 3:4]], axis=2)
 
 
-def cast_shadow(bg: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A soft drop shadow of the character layer (alpha SxS float) darkening the background."""
-    size = alpha.shape[0]
+def draw_shadow(rng: np.random.Generator, size: int) -> tuple[int, int, float, float]:
+    """A drop shadow's shift (dx, dy, pixels), blur sigma and strength on an S x S canvas."""
     dx, dy = (int(v) for v in rng.integers(-size // 12, size // 12 + 1, 2))
+    return dx, dy, float(rng.uniform(1.0, size / 40 + 1.5)), float(rng.uniform(0.25, 0.6))
+
+
+def cast_shadow(bg: np.ndarray, alpha: np.ndarray, shadow: tuple[int, int, float, float]) -> np.ndarray:
+    """A soft drop shadow of the character layer (alpha SxS float) darkening the background;
+    ``shadow`` as :func:`draw_shadow` gives it."""
+    dx, dy, sigma, strength = shadow
     shifted = np.roll(alpha, (dy, dx), axis=(0, 1))
-    im = Image.fromarray(np.rint(shifted * 255).astype(np.uint8)).filter(
-        ImageFilter.GaussianBlur(rng.uniform(1.0, size / 40 + 1.5)))
-    shade = np.asarray(im).astype(np.float32)[..., None] / 255 * rng.uniform(0.25, 0.6)
+    im = Image.fromarray(np.rint(shifted * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(sigma))
+    shade = np.asarray(im).astype(np.float32)[..., None] / 255 * strength
     return np.rint(bg.astype(np.float32) * (1.0 - shade)).astype(np.uint8)
 
 
@@ -378,7 +498,9 @@ def draw_over(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 class CompositeDataset(torch.utils.data.Dataset):
     """Map-style dataset whose item ``(index, size)`` is a deterministic function of
-    ``(seed, index)``: tensors ``fp 3xSxS``, ``alpha 1xSxS``, ``bg 3xSxS``, all uint8."""
+    ``(seed, index)``: tensors ``fp 3xSxS``, ``alpha 1xSxS``, ``bg 3xSxS``, all uint8; with
+    device placement ``layers Kx6``, ``effects 12`` (float32) and ``bg 3xSxS`` uint8 (see
+    :meth:`SampleMaker.make_layers`)."""
 
     def __init__(self, maker: SampleMaker, seed: int) -> None:
         self.maker = maker
@@ -390,6 +512,9 @@ class CompositeDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         index, size = item
         rng = np.random.default_rng([self.seed, index])
+        if self.maker.cfg.placement == "device":
+            layers, effects, bg = self.maker.make_layers(rng, size)
+            return torch.from_numpy(layers), torch.from_numpy(effects), torch.from_numpy(bg).permute(2, 0, 1)
         fp, alpha, bg = self.maker.make(rng, size)
         return (torch.from_numpy(fp).permute(2, 0, 1), torch.from_numpy(alpha)[None],
                 torch.from_numpy(bg).permute(2, 0, 1))
@@ -433,7 +558,7 @@ def _rand(n: int, g: torch.Generator, device: torch.device, lo: float = 0.0, hi:
     return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Per-sample Gaussian blur; x NxCxHxW, sigma N."""
     n, c, h, w = x.shape
     radius = max(1, int(math.ceil(3 * float(sigma.max()))))
@@ -519,17 +644,22 @@ def jpeg_simulate(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     return torch.round(out.clamp(0, 255)) / 255.0
 
 
+def _unit(t: torch.Tensor) -> torch.Tensor:
+    return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+
+
 def compose_batch(fp: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, cfg: DataConfig,
                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Composite and degrade a batch on its device.
 
-    fp, bg: Nx3xSxS uint8; alpha: Nx1xSxS uint8 (on the training device). Returns
-    (image Nx3xSxS float32 in [0, 1], alpha Nx1xSxS float32 in [0, 1]). The alpha target is
-    never degraded: the network must recover the exact matte from a degraded picture.
+    fp, bg: Nx3xSxS; alpha: Nx1xSxS (on the training device), each uint8 (0-255) or float
+    (0-1). Returns (image Nx3xSxS float32 in [0, 1], alpha Nx1xSxS float32 in [0, 1]). The
+    alpha target is never degraded: the network must recover the exact matte from a
+    degraded picture.
     """
     dev = fp.device
-    a = alpha.float() / 255.0
-    x = fp.float() / 255.0 + (1.0 - a) * (bg.float() / 255.0)
+    a = _unit(alpha)
+    x = _unit(fp) + (1.0 - a) * _unit(bg)
     n = x.shape[0]
 
     def chosen(p: float) -> torch.Tensor:
@@ -537,7 +667,7 @@ def compose_batch(fp: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, cfg: 
 
     idx = chosen(cfg.p_blur)
     if idx.numel():
-        x[idx] = _gaussian_blur(x[idx], _rand(idx.numel(), generator, dev, *cfg.blur_sigma))
+        x[idx] = gaussian_blur(x[idx], _rand(idx.numel(), generator, dev, *cfg.blur_sigma))
     idx = chosen(cfg.p_rescale)
     if idx.numel():
         factors = _rand(idx.numel(), generator, dev, *cfg.rescale_factor).tolist()

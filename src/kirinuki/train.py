@@ -24,7 +24,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LossConfig, OptimConfig, TrainConfig, config_to_dict
 from .errors import DataError
 from .data import CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler, compose_batch
+from .placement import CutoutAtlas, finish_batch
 from .models import AlphaNet, count_parameters, create_model
 from .progress import Progress
 from .runtimes import resolve_torch_device
@@ -268,16 +269,25 @@ def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
 def _build_data(cfg: TrainConfig, data_root: str | Path, procs: _Processes,
                 start_step: int) -> tuple[CutoutLibrary, StepBatchSampler, Iterator]:
     """The cutout library and the endless stream of this process's micro-batches from
-    ``start_step`` on (uint8 ``fp``, ``alpha``, ``bg`` on the CPU)."""
+    ``start_step`` on (``fp``, ``alpha``, ``bg`` on the training device)."""
     micro = cfg.micro_batch or cfg.batch // procs.world
     library = CutoutLibrary.load(data_root, cfg.data)
+    atlas = CutoutAtlas.for_library(library, cfg.data, procs.device) if cfg.data.placement == "device" else None
     dataset = CompositeDataset(SampleMaker(library, cfg.data), cfg.seed)
     sampler = StepBatchSampler(start_step, cfg.batch, micro, procs.rank, procs.world, cfg.sizes, cfg.seed)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=procs.device.type == "cuda",
         worker_init_fn=_ignore_interrupts if cfg.workers else None,
         prefetch_factor=4 if cfg.workers else None, persistent_workers=bool(cfg.workers))
-    return library, sampler, iter(loader)
+    return library, sampler, _on_device(loader, procs.device, atlas)
+
+
+def _on_device(loader: Iterable, device: torch.device, atlas: CutoutAtlas | None) -> Iterator:
+    """The loader's micro-batches moved to ``device``; with an atlas (device placement) the
+    loader's layer tables, effects rows and backgrounds are made into the batch there."""
+    for batch in loader:
+        tensors = [t.to(device, non_blocking=True) for t in batch]
+        yield tensors if atlas is None else finish_batch(atlas, *tensors)
 
 
 def _validation_cases(cfg: TrainConfig, val_root: str | Path | None,
@@ -305,7 +315,7 @@ def _train_step(cfg: TrainConfig, run: _Run, procs: _Processes, batches: Iterato
     parts: dict[str, float] = {}
     total = 0.0
     for j in range(accum):
-        fp, alpha, bg = (t.to(procs.device, non_blocking=True) for t in next(batches))
+        fp, alpha, bg = next(batches)
         g = torch.Generator(procs.device).manual_seed(_seed(cfg.seed, step, procs.rank, j))
         x, target = compose_batch(fp, alpha, bg, cfg.data, g)
         if cuda:
