@@ -59,8 +59,9 @@ class CutoutAtlas:
     """Premultiplied RGBA cutouts as uint8 squares on one device, at ``LEVELS`` sizes.
 
     ``items``: HxWx4 uint8 premultiplied arrays, each side at most ``side`` (default: the
-    longest side among them); item ``i`` of
-    style ``k`` (see ``STYLES``) is at index ``k * count + i``. Each square holds its
+    longest side among them); item ``i`` of style ``k`` (see ``STYLES``) is at index
+    ``k * count + i``. A redrawn style is drawn once per cutout here (Pillow's path redraws
+    at every use, with its own line threshold or colour count). Each square holds its
     cutout in the top-left corner; ``extent[j]`` is that cutout's (width, height) at the
     largest level.
     """
@@ -183,10 +184,8 @@ def finish_batch(atlas: CutoutAtlas, layers: torch.Tensor, effects: torch.Tensor
 def cast_shadows(bg: torch.Tensor, alpha: torch.Tensor, shadows: torch.Tensor) -> torch.Tensor:
     """Soft drop shadows of the placed characters on the backgrounds: ``bg`` N x 3 x S x S
     float in [0, 1], ``alpha`` N x 1 x S x S, ``shadows`` N x 5 (the shadow columns of
-    ``EFFECT_FIELDS``). The
-    alpha shifted by (dx, dy) with wrap-around, blurred, times the strength, darkens the
-    background; rows with ``on`` = 0 are left as they are."""
-
+    ``EFFECT_FIELDS``). The alpha shifted by (dx, dy) with wrap-around, blurred, times the
+    strength, darkens the background; rows with ``on`` = 0 are left as they are."""
     on = torch.nonzero(shadows[:, 0] > 0.5).flatten()
     if on.numel() == 0:
         return bg

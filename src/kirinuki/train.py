@@ -413,7 +413,9 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
         out_dir.mkdir(parents=True, exist_ok=True)
         print(f"kirinuki train: {cfg.model.name} ({count_parameters(run.model) / 1e6:.2f} M parameters) on "
               f"{procs.device} x{procs.world}, {len(library)} cutouts, {len(library.backgrounds)} backgrounds, "
-              f"batch {cfg.batch} (micro {sampler.micro}), from step {run.start_step}", file=sys.stderr, flush=True)
+              f"batch {cfg.batch} (micro {sampler.micro}), cutouts placed on the "
+              f"{'device' if cfg.data.placement == 'device' else 'CPU'}, from step {run.start_step}",
+              file=sys.stderr, flush=True)
 
     bar = Progress(cfg.steps or None, unit="steps", enabled=progress and procs.main, every=30.0,
                    initial=run.start_step)
