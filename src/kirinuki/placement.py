@@ -23,6 +23,8 @@ atlas index (-1: no character in that slot), the rest a :class:`kirinuki.data.Pl
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -74,7 +76,6 @@ class CutoutAtlas:
         self.styles = tuple(styles)
         self.device = torch.device(device)
         side = int(math.ceil((side or max(max(c.shape[:2]) for c in items)) / 4) * 4)
-        rng = np.random.default_rng(0)
         total = self.count * len(self.styles)
         self.levels = [torch.zeros((total, 4, side >> k, side >> k), dtype=torch.uint8, device=self.device)
                        for k in range(LEVELS)]
@@ -82,12 +83,16 @@ class CutoutAtlas:
         for k, style in enumerate(self.styles):
             if style not in STYLES:
                 raise ValueError(f"unknown style {style!r}")
-            for i, cut in enumerate(items):
+            if style == "original":
+                versions: Sequence[np.ndarray] = items
+            else:  # Pillow's filters run without the GIL: redraw on every core
+                with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                    versions = list(pool.map(lambda pair: redraw_cutout(pair[1], style, np.random.default_rng([k, pair[0]])),
+                                             enumerate(items)))
+            for i, cut in enumerate(versions):
                 h, w = cut.shape[:2]
                 if max(h, w) > side:
                     raise ValueError(f"cutout {i} is {w}x{h}, larger than the atlas side {side}")
-                if style != "original":
-                    cut = redraw_cutout(cut, style, rng)
                 j = k * self.count + i
                 h4, w4 = -(-h // 4) * 4, -(-w // 4) * 4  # whole pixels at every level
                 square = torch.zeros((4, h4, w4), dtype=torch.uint8, device=self.device)
