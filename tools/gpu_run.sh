@@ -10,7 +10,8 @@
 #   2. the default model (PRESET, default: the default recipe), continued from INIT (default:
 #      the bundled weights; PRESET=lite INIT=quality continues the pretrained network), and the
 #      paper preset from scratch, trained side by side on the same GPU for the same minutes
-#      (the rest of the budget), the default model with most of the CPU cores;
+#      (the rest of the budget), the default model with most of the CPU cores (PLACEMENT:
+#      where its cutouts are placed, device by default; SETS: more --set overrides for it);
 #   3. weights-only copies of the results and the logs, small enough to come back.
 # Needs: PyTorch, numpy and Pillow on the machine (no install, no network) and the compact
 # data copy in .data/compact (python tools/compact_data.py ../shared/data .data/compact).
@@ -38,6 +39,7 @@ LR=${LR:-1e-3}
 PRESET=${PRESET:-default}         # the recipe: default (kirinet) or lite (pretrained kirilite)
 INIT=${INIT:-default}             # weights to continue: a bundled model's name or a checkpoint
 PLACEMENT=${PLACEMENT:-device}    # where cutouts are placed: device (batched warp) or cpu (workers)
+SETS=${SETS:-}                    # more overrides for that run, e.g. SETS="data.p_lineart=0.1 data.p_drawn=0.15"
 DATA=.data/compact
 PY=${PY:-python3}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -73,7 +75,7 @@ timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset "$PRESET" --data
     --out "$OUT/default" --init-from "$INIT" --minutes "$MIN" --batch "$BATCH" --workers "$WORKERS" -q \
     --set "sizes=$SIZES" --set model.work_size=$WORK --set optim.lr=$LR \
     --set optim.warmup_steps=50 --set optim.decay_over_minutes=true --set optim.min_lr_ratio=0.05 \
-    --set "data.placement=\"$PLACEMENT\"" \
+    --set "data.placement=\"$PLACEMENT\"" $(for kv in $SETS; do printf -- '--set %s ' "$kv"; done) \
     --set val_every=500 --set ckpt_every=250 --set log_every=50 > "$OUT/default/stderr.txt" 2>&1 &
 PID_DEFAULT=$!
 if [ "$PAPER_WORKERS" -gt 0 ]; then
