@@ -6,8 +6,8 @@
 Pillow's placement (cutout choice, flip, zoom, rotation, paste, background) and with the
 device placement (the same draws, the background, and a few numbers per character);
 "placed" is the device side of the device placement for a batch (the atlas warp, scene
-colour jitter, shadows), per composite; "batched" is the
-device side common to both (compositing, blur, rescale, noise, JPEG), per composite.
+colour jitter, shadows), per composite; "batched" is the device side common to both
+(compositing, blur, rescale, noise, JPEG), per composite.
 """
 
 from __future__ import annotations

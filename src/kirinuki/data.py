@@ -7,7 +7,7 @@ The work is split in two so that a GPU is never starved:
    second character or none, and draw a background. A sample is three uint8 arrays: the
    premultiplied colour ``Fp = alpha * F``, the alpha, and the background ``B``. With
    ``placement = "device"`` the worker draws the same placements but leaves the cutouts
-   unplaced: a sample is then a layer table, a shadow row and ``B``, and
+   unplaced: a sample is then a layer table, an effects row and ``B``, and
    :mod:`kirinuki.placement` places the whole batch on the training device.
 2. **Per batch, on the training device** (:func:`compose_batch`, torch): the composite
    ``I = Fp + (1 - alpha) * B`` (that is ``alpha * F + (1 - alpha) * B`` with straight
