@@ -1,11 +1,11 @@
-"""A compact copy of the training data to carry to a GPU machine (<= ~28 MB).
+"""A compact copy of the training data to carry to a GPU machine (about 30 MB).
 
     python tools/compact_data.py ../shared/data .data/compact
 
 Cutouts are downscaled (longest side: anime 384, painted 192, clip art 128, validation 320)
 and stored as WebP with the alpha exact: training cutouts with lossy colour (quality 85),
-validation cutouts lossless; backgrounds become JPEG (quality 75, longest side 384). About
-27 MB, which leaves room for the project itself (about 33 MB tracked) inside the 64 MiB that
+validation cutouts lossless; backgrounds become JPEG (quality 75, longest side 384). 29 MB
+for today's data, which leaves room for the project itself (33 MB tracked) inside the 64 MiB that
 travel to the GPU machine. Groups and file names are kept, so the same config works on both.
 """
 
