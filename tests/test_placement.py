@@ -9,7 +9,7 @@ from PIL import Image
 
 from kirinuki.config import DataConfig, load_config
 from kirinuki.data import (CompositeDataset, CutoutLibrary, Placement, SampleMaker, cast_shadow,
-                           draw_placement, draw_shadow)
+                           draw_placement, draw_shadow, place_cutout)
 from kirinuki.errors import DataError
 from kirinuki.placement import CutoutAtlas, cast_shadows, finish_batch
 
@@ -34,28 +34,14 @@ def big_cutout():
     return np.asarray(Image.fromarray(straight, "RGBA").convert("RGBa"))
 
 
-class _Given(SampleMaker):
-    """Pillow's placement of one given placement (the maker's own draw replaced)."""
-
-    def __init__(self, at: Placement) -> None:
-        self.cfg, self.at = DataConfig(), at
-
-    def render(self, cut: np.ndarray, size: int) -> tuple[np.ndarray, Placement]:
-        """Pillow's alpha, and the placement as Pillow made it: its paste position is
-        rounded to whole pixels, so the centre it gives the cutout moves by up to half a
-        pixel."""
-        import kirinuki.data as data
-        drawn = data.draw_placement
-        data.draw_placement = lambda *args: self.at
-        try:
-            alpha = self._place(None, cut, size)[1]
-        finally:
-            data.draw_placement = drawn
-        at, (h, w) = self.at, cut.shape[:2]
-        im = Image.fromarray(cut, "RGBa").resize((max(1, round(w * at.scale)), max(1, round(h * at.scale))))
-        pw, ph = im.rotate(at.angle, expand=True).size if at.angle else im.size
-        pasted = dataclasses.replace(at, cx=round(at.cx - pw / 2) + pw / 2, cy=round(at.cy - ph / 2) + ph / 2)
-        return alpha, pasted
+def _pillow(cut: np.ndarray, at: Placement, size: int) -> tuple[np.ndarray, Placement]:
+    """Pillow's alpha for ``at``, and the placement as Pillow made it: its paste position is
+    rounded to whole pixels, so the centre it gives the cutout moves by up to half a pixel."""
+    alpha = place_cutout(cut, at, size)[1]
+    h, w = cut.shape[:2]
+    im = Image.fromarray(cut, "RGBa").resize((max(1, round(w * at.scale)), max(1, round(h * at.scale))))
+    pw, ph = im.rotate(at.angle, expand=True).size if at.angle else im.size
+    return alpha, dataclasses.replace(at, cx=round(at.cx - pw / 2) + pw / 2, cy=round(at.cy - ph / 2) + ph / 2)
 
 
 def _centroid(a: np.ndarray) -> np.ndarray:
@@ -69,7 +55,7 @@ def test_device_placement_matches_pillow(big_cutout):
     cfg = DataConfig(rotation=15.0, zoom=(0.12, 1.0), flip=0.5, shift=0.2)
     levels, flips = set(), set()
     for i in range(10):
-        want, at = _Given(draw_placement(np.random.default_rng([9, i]), cfg, 300, 400, 512)).render(big_cutout, 512)
+        want, at = _pillow(big_cutout, draw_placement(np.random.default_rng([9, i]), cfg, 300, 400, 512), 512)
         levels.add(int(CutoutAtlas.level_for(torch.tensor([at.scale]))))
         flips.add(at.flip)
         row = torch.tensor([[[0, at.scale, float(at.flip), at.angle, at.cx, at.cy]]])

@@ -60,7 +60,7 @@ from .imaging import BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, find_images, longest_
 
 __all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
            "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "draw_shadow", "draw_over",
-           "Placement", "draw_placement", "draw_jitter", "jitter_colours"]
+           "Placement", "draw_placement", "place_cutout", "draw_jitter", "jitter_colours"]
 
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
 
@@ -218,6 +218,27 @@ def draw_placement(rng: np.random.Generator, cfg: DataConfig, w: int, h: int, si
     return Placement(scale, flip, angle, x + pw / 2, y + ph / 2)
 
 
+def place_cutout(cut: np.ndarray, at: Placement, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One premultiplied cutout ``HxWx4 uint8`` placed by Pillow as ``at`` says on an empty
+    S x S canvas: zoomed (Lanczos), flipped, turned (bilinear), pasted at the whole pixel
+    nearest to its place. Returns float32 (fp SxSx3, alpha SxS) in [0, 1]."""
+    h, w = cut.shape[:2]
+    nw, nh = max(1, round(w * at.scale)), max(1, round(h * at.scale))
+    im = Image.fromarray(cut, "RGBa").resize((nw, nh), Image.Resampling.LANCZOS)
+    if at.flip:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if at.angle:
+        # Premultiplied colour and a transparent fill: no dark fringe at the new border.
+        im = im.rotate(at.angle, resample=Image.Resampling.BILINEAR, expand=True)
+    canvas = Image.new("RGBa", (size, size), (0, 0, 0, 0))
+    canvas.paste(im, (round(at.cx - im.size[0] / 2), round(at.cy - im.size[1] / 2)))
+    arr = np.asarray(canvas).astype(np.float32) / 255.0
+    alpha = arr[..., 3]
+    # 8-bit premultiplied resampling can round colour a step above alpha; keep Fp <= alpha.
+    fp = np.minimum(arr[..., :3], alpha[..., None])
+    return fp, alpha
+
+
 class SampleMaker:
     """Draws one training sample: premultiplied character layer and a background.
 
@@ -257,26 +278,8 @@ class SampleMaker:
         return cut if style == "original" else redraw_cutout(cut, style, rng)
 
     def _place(self, rng: np.random.Generator, cut: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Flip, zoom, rotate and shift one premultiplied cutout onto an empty SxS canvas.
-
-        Returns float32 (fp SxSx3, alpha SxS) in [0, 1].
-        """
         h, w = cut.shape[:2]
-        at = draw_placement(rng, self.cfg, w, h, size)
-        nw, nh = max(1, round(w * at.scale)), max(1, round(h * at.scale))
-        im = Image.fromarray(cut, "RGBa").resize((nw, nh), Image.Resampling.LANCZOS)
-        if at.flip:
-            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        if at.angle:
-            # Premultiplied colour and a transparent fill: no dark fringe at the new border.
-            im = im.rotate(at.angle, resample=Image.Resampling.BILINEAR, expand=True)
-        canvas = Image.new("RGBa", (size, size), (0, 0, 0, 0))
-        canvas.paste(im, (round(at.cx - im.size[0] / 2), round(at.cy - im.size[1] / 2)))
-        arr = np.asarray(canvas).astype(np.float32) / 255.0
-        alpha = arr[..., 3]
-        # 8-bit premultiplied resampling can round colour a step above alpha; keep Fp <= alpha.
-        fp = np.minimum(arr[..., :3], alpha[..., None])
-        return fp, alpha
+        return place_cutout(cut, draw_placement(rng, self.cfg, w, h, size), size)
 
     def _layer(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.cfg
