@@ -9,9 +9,9 @@ from PIL import Image
 
 from kirinuki.config import DataConfig, load_config
 from kirinuki.data import (CompositeDataset, CutoutLibrary, Placement, SampleMaker, cast_shadow,
-                           draw_placement, draw_shadow, place_cutout)
+                           cast_shadows, draw_placement, draw_shadow, place_cutout)
 from kirinuki.errors import DataError
-from kirinuki.placement import CutoutAtlas, cast_shadows, finish_batch
+from kirinuki.placement import CutoutAtlas, finish_batch
 
 from conftest import synthetic_cutout
 
@@ -113,7 +113,9 @@ def test_worker_tables_index_the_atlas(library):
     assert (layers[:, 0] == -1).all()
 
 
-def test_device_shadows_match_the_per_sample_shadow():
+def test_shadows_fall_where_drawn_for_one_sample_and_for_a_batch():
+    """The per-sample shadow is the batched one; it darkens the background around the
+    character's silhouette moved by (dx, dy), and a row without a shadow stays as it was."""
     alpha = np.zeros((96, 96), np.float32)
     alpha[30:70, 40:60] = 1.0
     bg = np.full((96, 96, 3), 200, np.uint8)
@@ -125,6 +127,9 @@ def test_device_shadows_match_the_per_sample_shadow():
     assert np.abs(got[0].permute(1, 2, 0).numpy() - want).max() < 0.03
     assert (want < 200 / 255 - 0.05).any()
     assert torch.all(got[1] == 200 / 255)  # no shadow where the row says none
+    shade = 1.0 - want[..., 0] / (200 / 255)
+    dx, dy = shadow[0], shadow[1]
+    np.testing.assert_allclose(_centroid(shade), _centroid(alpha) + (dx, dy), atol=0.6)
 
 
 def test_placement_setting_is_checked(library):

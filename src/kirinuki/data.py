@@ -59,7 +59,7 @@ from .errors import DataError
 from .imaging import BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, find_images, longest_side
 
 __all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
-           "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "draw_shadow", "draw_over",
+           "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "cast_shadows", "draw_shadow", "draw_over",
            "Placement", "draw_placement", "place_cutout", "draw_jitter", "jitter_colours"]
 
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
@@ -286,14 +286,19 @@ class SampleMaker:
         if rng.random() < cfg.p_empty:
             return np.zeros((size, size, 3), np.float32), np.zeros((size, size), np.float32)
         fp, alpha = self._place(rng, self._pick_cutout(rng), size)
-        if rng.random() < cfg.p_two:
-            extra = int(rng.integers(1, cfg.max_characters)) if cfg.max_characters > 2 else 1
-            for _ in range(extra):
-                fp2, a2 = self._place(rng, self._pick_cutout(rng), size)
-                # Each further character in front: premultiplied "over".
-                fp = fp2 + (1.0 - a2[..., None]) * fp
-                alpha = a2 + (1.0 - a2) * alpha
+        for _ in range(self._extra_characters(rng)):
+            fp2, a2 = self._place(rng, self._pick_cutout(rng), size)
+            # Each further character in front: premultiplied "over".
+            fp = fp2 + (1.0 - a2[..., None]) * fp
+            alpha = a2 + (1.0 - a2) * alpha
         return fp, alpha
+
+    def _extra_characters(self, rng: np.random.Generator) -> int:
+        """How many characters join the first: none, or with ``p_two`` 1 to
+        ``max_characters - 1``."""
+        if not rng.random() < self.cfg.p_two:
+            return 0
+        return int(rng.integers(1, self.cfg.max_characters)) if self.cfg.max_characters > 2 else 1
 
     # -- the background ------------------------------------------------------------------
     def _scene(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -388,10 +393,7 @@ class SampleMaker:
         layers[:, 0], layers[:, 1] = -1.0, 1.0
         first = None
         if not rng.random() < cfg.p_empty:
-            count = 1
-            if rng.random() < cfg.p_two:
-                count += int(rng.integers(1, cfg.max_characters)) if cfg.max_characters > 2 else 1
-            for k in range(count):
+            for k in range(1 + self._extra_characters(rng)):
                 g, i, style = self._pick(rng)
                 cut = self.lib.cutouts[g][i]
                 at = draw_placement(rng, cfg, cut.shape[1], cut.shape[0], size)
@@ -456,13 +458,31 @@ def draw_shadow(rng: np.random.Generator, size: int) -> tuple[int, int, float, f
 
 
 def cast_shadow(bg: np.ndarray, alpha: np.ndarray, shadow: tuple[int, int, float, float]) -> np.ndarray:
-    """A soft drop shadow of the character layer (alpha SxS float) darkening the background;
-    ``shadow`` as :func:`draw_shadow` gives it."""
-    dx, dy, sigma, strength = shadow
-    shifted = np.roll(alpha, (dy, dx), axis=(0, 1))
-    im = Image.fromarray(np.rint(shifted * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(sigma))
-    shade = np.asarray(im).astype(np.float32)[..., None] / 255 * strength
-    return np.rint(bg.astype(np.float32) * (1.0 - shade)).astype(np.uint8)
+    """A soft drop shadow of the character layer (alpha SxS float) darkening the background
+    (SxSx3 uint8); ``shadow`` as :func:`draw_shadow` gives it. One sample of
+    :func:`cast_shadows`."""
+    out = cast_shadows(torch.from_numpy(bg).permute(2, 0, 1)[None].float() / 255.0,
+                       torch.from_numpy(np.asarray(alpha, np.float32))[None, None],
+                       torch.tensor([[1.0, *shadow]]))
+    return np.rint(out[0].permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+
+
+def cast_shadows(bg: torch.Tensor, alpha: torch.Tensor, shadows: torch.Tensor) -> torch.Tensor:
+    """Soft drop shadows of the placed characters on the backgrounds: ``bg`` N x 3 x S x S
+    float in [0, 1], ``alpha`` N x 1 x S x S, ``shadows`` N x 5 (on 0/1, then
+    :func:`draw_shadow`'s dx, dy, sigma, strength). The alpha shifted by (dx, dy) with
+    wrap-around, blurred, times the strength, darkens the background; rows with ``on`` = 0
+    are left as they are."""
+    on = torch.nonzero(shadows[:, 0] > 0.5).flatten()
+    if on.numel() == 0:
+        return bg
+    bg = bg.clone()
+    rows = shadows[on].cpu()
+    shifted = torch.stack([torch.roll(alpha[i], (int(r[2]), int(r[1])), dims=(1, 2))
+                           for i, r in zip(on.tolist(), rows)])
+    shade = gaussian_blur(shifted, shadows[on, 3].to(bg.device)) * shadows[on, 4].to(bg.device)[:, None, None, None]
+    bg[on] = bg[on] * (1.0 - shade)
+    return bg
 
 
 _GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!?&#"

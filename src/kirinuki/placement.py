@@ -13,8 +13,9 @@ background crop, and sends a few numbers per character. On the training device:
   zoom, flip, rotation and shift to the level whose pixels are at most twice the output's
   (so bilinear sampling never skips more than one source pixel), and layers are stacked
   front over back in premultiplied colour;
-* :func:`finish_batch` also applies the scenes' colour jitter and :func:`cast_shadows` the
-  drop shadows (``p_shadow``), both drawn by the workers.
+* :func:`finish_batch` also applies the scenes' colour jitter and the drop shadows
+  (``p_shadow``), both drawn by the workers, with the routines the workers' own path uses
+  (:func:`kirinuki.data.jitter_colours`, :func:`kirinuki.data.cast_shadows`).
 
 A character's row in the layer table is ``(item, scale, flip, angle, cx, cy)``: item is the
 atlas index (-1: no character in that slot), the rest a :class:`kirinuki.data.Placement`.
@@ -32,13 +33,12 @@ import torch
 import torch.nn.functional as F
 
 from .config import DataConfig
-from .data import gaussian_blur, jitter_colours, redraw_cutout
+from .data import cast_shadows, jitter_colours, redraw_cutout
 
 if TYPE_CHECKING:
     from .data import CutoutLibrary
 
-__all__ = ["CutoutAtlas", "atlas_styles", "finish_batch", "cast_shadows", "LAYER_FIELDS", "EFFECT_FIELDS",
-           "STYLES"]
+__all__ = ["CutoutAtlas", "atlas_styles", "finish_batch", "LAYER_FIELDS", "EFFECT_FIELDS", "STYLES"]
 
 #: Columns of a layer table row.
 LAYER_FIELDS = ("item", "scale", "flip", "angle", "cx", "cy")
@@ -184,20 +184,3 @@ def finish_batch(atlas: CutoutAtlas, layers: torch.Tensor, effects: torch.Tensor
         bg[jittered] = jitter_colours(bg[jittered], effects[jittered, 6:])
     fp, alpha = atlas.place(layers, bg.shape[-1])
     return fp, alpha, cast_shadows(bg / 255.0, alpha, effects[:, :5])
-
-
-def cast_shadows(bg: torch.Tensor, alpha: torch.Tensor, shadows: torch.Tensor) -> torch.Tensor:
-    """Soft drop shadows of the placed characters on the backgrounds: ``bg`` N x 3 x S x S
-    float in [0, 1], ``alpha`` N x 1 x S x S, ``shadows`` N x 5 (the shadow columns of
-    ``EFFECT_FIELDS``). The alpha shifted by (dx, dy) with wrap-around, blurred, times the
-    strength, darkens the background; rows with ``on`` = 0 are left as they are."""
-    on = torch.nonzero(shadows[:, 0] > 0.5).flatten()
-    if on.numel() == 0:
-        return bg
-    bg = bg.clone()
-    rows = shadows[on].cpu()
-    shifted = torch.stack([torch.roll(alpha[i], (int(r[2]), int(r[1])), dims=(1, 2))
-                           for i, r in zip(on.tolist(), rows)])
-    shade = gaussian_blur(shifted, shadows[on, 3].to(bg.device)) * shadows[on, 4].to(bg.device)[:, None, None, None]
-    bg[on] = bg[on] * (1.0 - shade)
-    return bg
