@@ -139,7 +139,7 @@ def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
 
 def test_device_placement_trains_and_resumes_bit_for_bit(tiny_data, tmp_path):
     """Cutouts placed on the training device (a worker process sends layer tables): the run
-    learns, and a resumed run sees the same samples."""
+    trains (finite losses), and a resumed run sees the same samples."""
     cfg = lambda steps, workers: load_config("default", overrides=tiny_overrides(
         steps=steps, workers=workers, data={"groups": {"train/a": 2.0, "train/b": 1.0}, "cache_side": 128,
                                             "placement": "device", "p_shadow": 0.5, "p_two": 0.5}))
