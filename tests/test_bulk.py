@@ -25,18 +25,25 @@ def test_shards_cover_every_job_once():
 
 @pytest.mark.slow
 def test_torchrun_two_processes_do_every_input_exactly_once(tmp_path, tiny_onnx):
+    from kirinuki.batch import plan_jobs
+
     onnx_path = tiny_onnx
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     rng = np.random.default_rng(0)
-    names = []
-    for i in range(9):
-        rel = f"sub/p{i}.jpg" if i % 3 == 0 else f"p{i}.jpg"
-        Image.fromarray(rng.integers(0, 256, (30 + i, 40, 3), dtype=np.uint8)).save(src / rel)
-        names.append(rel)
+    names = [f"sub/p{i}.jpg" if i % 3 == 0 else f"p{i}.jpg" for i in range(9)]
     (src / "broken.jpg").write_bytes(b"nope")
+    for rel in names:
+        (src / rel).write_bytes(b"")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    # The rank with the broken file gets small pictures and the other rank large ones, so the
+    # failing rank always finishes first: its error exit must not stop the other rank's share.
+    failing = [str(j.source) for j in shard(plan_jobs([src], out, ".png"), 0, 2)]
+    assert str(src / "broken.jpg") in failing
+    for rel in names:
+        side = 40 if str(src / rel) in failing else 1200
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(src / rel)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "kirinuki", "cutout", str(src), "-o", str(out), "--model", str(onnx_path), "--distributed", "-q"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0  # one input is broken: its rank exits 1, after doing the rest
@@ -94,3 +101,26 @@ def test_the_refinement_stays_within_its_thread_limit():
         assert len(threads_used()) <= 2
     finally:
         set_thread_limit(None)
+
+
+def test_a_failing_rank_waits_until_every_rank_has_finished():
+    import threading
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    from kirinuki.ranks import finish_rank
+
+    agent = TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=30))  # as torchrun's agent
+    env = {"WORLD_SIZE": "3", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(agent.port)}
+    assert finish_rank(False, env) is True  # a rank without failures only counts itself
+    waiting = threading.Thread(target=finish_rank, args=(True, env), kwargs={"poll": 0.01}, daemon=True)
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive()  # two of three ranks have finished
+    assert finish_rank(False, env) is True
+    waiting.join(5)
+    assert not waiting.is_alive()
+    # Outside torchrun, or with a port the workers were not told, nothing waits.
+    assert finish_rank(True, {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"}) is False
+    assert finish_rank(True, {}) is False

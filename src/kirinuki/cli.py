@@ -188,7 +188,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
     from .batch import plan_jobs, run_batch, shard
     from .pipeline import CutoutOptions, parse_colour
     from .guided import set_thread_limit
-    from .ranks import plan_rank
+    from .ranks import finish_rank, plan_rank
     from .progress import Progress
 
     try:
@@ -259,6 +259,8 @@ def _run_cutout(args: argparse.Namespace) -> int:
         summary.write_manifest(args.output / f"manifest-rank{rank}.csv")
     if not args.quiet or summary.failed:
         print(f"{PROG}: {summary.line()}", file=sys.stderr, flush=True)
+    if args.distributed:
+        finish_rank(bool(summary.failed))  # a failing rank's exit would stop the others
     return 1 if summary.failed else 0
 
 

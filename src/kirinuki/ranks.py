@@ -3,17 +3,23 @@
 torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE``. Each rank
 runs on its own GPU (``cuda:LOCAL_RANK``) when the model's runtime can use one, else on its
 share of this machine's cores, so that the ranks of one machine never oversubscribe it.
+
+torchrun stops every rank as soon as one exits with an error, so a rank that failed on some
+input waits, before it exits, until every rank has finished its share and written its manifest
+(``finish_rank``), counting finished ranks in torchrun's own key-value store.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Mapping
 
 from .runtimes import torch_cuda_available
 
-__all__ = ["RankPlan", "plan_rank", "onnx_has_cuda"]
+__all__ = ["RankPlan", "plan_rank", "onnx_has_cuda", "finish_rank"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +57,29 @@ def plan_rank(model: str | None, device: str, threads: int | None, env: Mapping[
     return RankPlan(rank, world, "cpu", cpu_share,
                     "ONNX Runtime here has no CUDA provider: this rank runs on the CPU "
                     "(give --model a training checkpoint .pt to use the GPU through PyTorch)")
+
+
+def finish_rank(failed: bool, env: Mapping[str, str] = os.environ, poll: float = 0.2) -> bool:
+    """Count this rank as finished in torchrun's store; with ``failed``, wait until every rank
+    has finished before returning, so that this rank's error exit cannot stop the others
+    mid-share. Returns False when the store cannot be reached (outside torchrun, or with
+    ``--master_port 0``, whose workers are not told the port actually taken): then nothing
+    waits, as before."""
+    try:
+        from torch.distributed import TCPStore
+    except ImportError:  # not started by torchrun
+        return False
+    world = int(env.get("WORLD_SIZE", "1"))
+    host, port = env.get("MASTER_ADDR"), int(env.get("MASTER_PORT", "0"))
+    if world <= 1 or not host or port <= 0:
+        return False
+    try:
+        store = TCPStore(host, port, is_master=False, timeout=timedelta(seconds=30))
+    except (RuntimeError, OSError):
+        return False
+    # A restarted attempt (torchrun --max-restarts) counts afresh.
+    key = f"kirinuki/cutout/finished/{env.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    store.add(key, 1)
+    while failed and store.add(key, 0) < world:
+        time.sleep(poll)
+    return True
