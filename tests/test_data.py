@@ -167,9 +167,9 @@ def test_line_art_and_flat_colour_keep_the_alpha(library):
     assert len(np.unique(_opaque_straight_colours(cut), axis=0)) > 8
 
 
-@pytest.mark.parametrize("switch", ["p_shadow", "p_drawn"])
+@pytest.mark.parametrize("switch", ["p_shadow", "p_drawn", "p_pattern"])
 def test_background_additions_never_touch_the_target(library, switch):
-    """A shadow or drawn shapes change the background only: alpha and colour layer stay."""
+    """A shadow, drawn shapes or a pattern change the background only: alpha and colour layer stay."""
     base = rich_config(p_empty=0.0, p_two=0.0, bg_white=1, bg_light=0, bg_dark=0, bg_black=0,
                        bg_flat=0, bg_scene=0, bg_hard=0)
     plain, added = SampleMaker(library, base), SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0}))
@@ -183,6 +183,21 @@ def test_background_additions_never_touch_the_target(library, switch):
         if switch == "p_shadow":
             assert (bg1 <= bg0).all()  # a shadow only darkens
     assert changed == 6
+
+
+def test_patterns_repeat_across_the_picture():
+    from kirinuki.data import paint_pattern
+
+    flat = np.full((128, 128, 3), 200, np.uint8)
+    for i in range(12):
+        out = paint_pattern(flat, np.random.default_rng([6, i]))
+        painted = np.any(out != flat, axis=2)
+        assert 0.03 < painted.mean() < 0.95
+        inside = painted.astype(np.int8)
+        crossings = max(np.abs(np.diff(inside, axis=0)).sum(axis=0).max(), np.abs(np.diff(inside, axis=1)).sum(axis=1).max())
+        assert crossings >= 4  # dots, stripes or checks repeat: one shape is crossed twice at most
+    again = paint_pattern(flat, np.random.default_rng([6, 0]))
+    np.testing.assert_array_equal(again, paint_pattern(flat, np.random.default_rng([6, 0])))
 
 
 def test_grey_backgrounds_and_hard_negatives_pushed_to_white_or_black(library):

@@ -37,7 +37,8 @@ character redrawn as line art or in a few flat colours (``p_lineart``, ``p_flatc
 several overlapping characters (``p_two`` with ``max_characters``), a soft drop shadow cast
 on the background (``p_shadow``: the shadow is background, alpha excludes it), and drawn
 shapes, outlines and text painted over the background (``p_drawn``: "drawn" must not mean
-"foreground").
+"foreground"), and a tiled pattern of dots, stripes or checks over part of it (``p_pattern``:
+the polka dots and stripes of illustrations' backdrops and games' menu screens).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from .errors import DataError
 from .imaging import BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, find_images, longest_side
 
 __all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
-           "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "cast_shadows", "draw_shadow", "draw_over",
+           "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "cast_shadows", "draw_shadow", "draw_over", "paint_pattern",
            "Placement", "draw_placement", "place_cutout", "draw_jitter", "jitter_colours"]
 
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
@@ -371,6 +372,8 @@ class SampleMaker:
             return self._pair(rng, size)
         fp, alpha = self._layer(rng, size)
         bg = self._background(rng, self.background_kind(rng), fp, alpha, size)
+        if self.cfg.p_pattern and rng.random() < self.cfg.p_pattern:
+            bg = paint_pattern(bg, rng)
         if self.cfg.p_drawn and rng.random() < self.cfg.p_drawn:
             bg = draw_over(bg, rng)
         if self.cfg.p_shadow and rng.random() < self.cfg.p_shadow:
@@ -384,7 +387,7 @@ class SampleMaker:
         jitter, each with its ``on`` flag: ``EFFECT_FIELDS``) and the background ``SxSx3
         uint8`` before them. The same kinds of draws as :meth:`make`, with the cutouts left
         unplaced: a hard-negative background takes its colours from the first character, and
-        drawn shapes are painted before the jitter, not after."""
+        patterns and drawn shapes are painted before the jitter, not after."""
         from .placement import atlas_styles
 
         cfg = self.cfg
@@ -412,6 +415,8 @@ class SampleMaker:
                 effects[5], effects[6:] = 1.0, jitter
         else:
             bg = self._background(rng, kind, fp, alpha, size)
+        if cfg.p_pattern and rng.random() < cfg.p_pattern:
+            bg = paint_pattern(bg, rng)
         if cfg.p_drawn and rng.random() < cfg.p_drawn:
             bg = draw_over(bg, rng)
         if cfg.p_shadow and rng.random() < cfg.p_shadow:
@@ -486,6 +491,42 @@ def cast_shadows(bg: torch.Tensor, alpha: torch.Tensor, shadows: torch.Tensor) -
 
 
 _GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!?&#"
+
+
+def paint_pattern(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A tiled pattern painted over ``bg`` (``SxSx3 uint8``): dots (in a square or staggered
+    grid), stripes or checks, turned by a random angle, in one colour at a random opacity,
+    anti-aliased, over the whole picture or a band of it."""
+    size = bg.shape[0]
+    period = rng.uniform(size / 24, size / 4)
+    theta = rng.uniform(0, math.pi)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
+    u = x * math.cos(theta) + y * math.sin(theta) + rng.uniform(0, period)
+    v = -x * math.sin(theta) + y * math.cos(theta) + rng.uniform(0, period)
+    kind = rng.integers(3)
+    if kind == 0:  # dots; every other row shifted by half a period when staggered
+        row = np.floor(v / period)
+        u = u + (row % 2) * period / 2 * float(rng.random() < 0.5)
+        du, dv = (u % period) - period / 2, (v % period) - period / 2
+        edge = period * rng.uniform(0.15, 0.4) - np.sqrt(du * du + dv * dv)
+    elif kind == 1:  # stripes
+        edge = period * rng.uniform(0.15, 0.45) - np.abs((u % period) - period / 2)
+    else:  # checks
+        cu, cv = (u % period) - period / 2, (v % period) - period / 2
+        au, av = np.abs(cu), np.abs(cv)
+        near = np.minimum(np.minimum(au, period / 2 - au), np.minimum(av, period / 2 - av))
+        edge = near * np.where(cu * cv > 0, 1.0, -1.0)
+    cover = np.clip(edge + 0.5, 0.0, 1.0) * np.float32(rng.uniform(0.4, 1.0))
+    if rng.random() < 0.5:  # a band of the picture only
+        lo, hi = np.sort(rng.integers(0, size + 1, 2))
+        band = np.zeros(size, np.float32)
+        band[lo:max(hi, lo + size // 4)] = 1.0
+        cover = cover * (band[:, None] if rng.random() < 0.5 else band[None, :])
+    colour = rng.integers(0, 256, 3).astype(np.float32)
+    if rng.random() < 0.6:  # pastel: towards white
+        colour = 255 - (255 - colour) * np.float32(rng.uniform(0.2, 0.6))
+    out = bg.astype(np.float32) * (1 - cover[..., None]) + colour * cover[..., None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def draw_over(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
