@@ -64,7 +64,7 @@ def finish_rank(failed: bool, env: Mapping[str, str] = os.environ, poll: float =
     has finished before returning, so that this rank's error exit cannot stop the others
     mid-share. Returns False when the store cannot be reached (outside torchrun, or with
     ``--master_port 0``, whose workers are not told the port actually taken): then nothing
-    waits, as before."""
+    waits."""
     try:
         from torch.distributed import TCPStore
     except ImportError:  # not started by torchrun
