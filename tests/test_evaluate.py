@@ -1,4 +1,7 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +38,18 @@ def test_cases_are_deterministic_and_exactly_composited(tiny_data):
     assert 0 < np.abs(paper.image.astype(int) - jpeg.image).mean() < 8
 
 
+def test_each_scene_case_names_its_scene_picture_whatever_the_size(tiny_data):
+    """Which scene each case used is known (to split scores by kind of scene), and does not
+    depend on the size, so a replay at a tiny size finds the same scenes."""
+    names = {p.name for p in (tiny_data / "backgrounds").iterdir()}
+    small = list(make_cases(tiny_data / "val", tiny_data / "backgrounds", [16], seed=5))
+    large = list(make_cases(tiny_data / "val", tiny_data / "backgrounds", [64, "native"], seed=5))
+    scene = {c.name: c.background for c in small if c.condition == "scene"}
+    assert len(scene) == 4 and set(scene.values()) <= names
+    assert all(c.background == scene[c.name] for c in large if c.condition == "scene")
+    assert all(c.background is None for c in small + large if c.condition != "scene")
+
+
 def test_summary_and_table():
     recs = [{"size": "256", "condition": "paper", "psnr": 30.0, "pixel_accuracy": 0.99, "iou": 0.9, "mae": 0.01,
              "gradient_error": 0.1, "edge_iou": 0.8, "seconds": 0.1},
@@ -59,6 +74,18 @@ def test_run_evaluation_writes_the_report(tiny_data, tmp_path):
     assert "| 48 | paper |" in (tmp_path / "report.md").read_text()
     sheet = Image.open(tmp_path / "worst.png")
     assert sheet.height == 3 * 192
+    # the scene rows split by the kind of scene picture (tools/scene_groups.py)
+    scene = {c.name: c.background for c in make_cases(tiny_data / "val", tiny_data / "backgrounds", [16], ["scene"])}
+    first = next(iter(scene.values()))
+    tool = Path(__file__).resolve().parents[1] / "tools" / "scene_groups.py"
+    run = subprocess.run([sys.executable, str(tool), str(tmp_path), "--match", first], capture_output=True,
+                         text=True, check=True)
+    rows = [line.split("|") for line in run.stdout.splitlines() if line.startswith(f"| {tmp_path.name} |")]
+    assert [r[2].strip() for r in rows] == ["48", "64"]
+    hits = [n for n, b in scene.items() if b == first]
+    assert [(int(r[3].split(",")[0]), int(r[4].split(",")[0])) for r in rows] == [(len(hits), 4 - len(hits))] * 2
+    psnr = np.mean([c["psnr"] for c in report["cases"] if (c["condition"], c["size"]) == ("scene", "64") and c["name"] in hits])
+    assert f", {psnr:.2f} /" in rows[1][3]
 
 
 def test_scene_condition_needs_backgrounds(tiny_data):

@@ -45,13 +45,15 @@ JPEG_QUALITY = 85
 
 @dataclass
 class Case:
-    """One composite to score: ``image`` HxWx3 uint8, ``alpha`` HxW float32 in [0, 1]."""
+    """One composite to score: ``image`` HxWx3 uint8, ``alpha`` HxW float32 in [0, 1];
+    ``background``: the scene picture's file name (``scene`` condition only)."""
 
     name: str
     size: str
     condition: str
     image: np.ndarray
     alpha: np.ndarray
+    background: str | None = None
 
 
 def _scene_background(path: Path, rng: np.random.Generator, side: int) -> np.ndarray:
@@ -99,7 +101,7 @@ def make_cases(cutouts: str | Path, backgrounds: str | Path | None, sizes: Seque
                     buf = io.BytesIO()
                     Image.fromarray(image).save(buf, "JPEG", quality=JPEG_QUALITY)
                     image = np.asarray(Image.open(buf).convert("RGB"))
-                yield Case(path.stem, str(size), cond, image, alpha)
+                yield Case(path.stem, str(size), cond, image, alpha, scene_path.name if cond == "scene" else None)
 
 
 def score_cases(matter: Matter, cases: Iterable[Case], keep_predictions: int = 0) -> tuple[list[dict], list[tuple[float, Case, np.ndarray]]]:
