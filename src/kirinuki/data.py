@@ -371,11 +371,7 @@ class SampleMaker:
         if self.lib.pairs and rng.random() < self.cfg.pairs_weight:
             return self._pair(rng, size)
         fp, alpha = self._layer(rng, size)
-        bg = self._background(rng, self.background_kind(rng), fp, alpha, size)
-        if self.cfg.p_pattern and rng.random() < self.cfg.p_pattern:
-            bg = paint_pattern(bg, rng)
-        if self.cfg.p_drawn and rng.random() < self.cfg.p_drawn:
-            bg = draw_over(bg, rng)
+        bg = self._paint_over(rng, self._background(rng, self.background_kind(rng), fp, alpha, size))
         if self.cfg.p_shadow and rng.random() < self.cfg.p_shadow:
             bg = cast_shadow(bg, alpha, draw_shadow(rng, size))
         return (np.rint(fp * 255).astype(np.uint8), np.rint(alpha * 255).astype(np.uint8), bg)
@@ -415,13 +411,19 @@ class SampleMaker:
                 effects[5], effects[6:] = 1.0, jitter
         else:
             bg = self._background(rng, kind, fp, alpha, size)
-        if cfg.p_pattern and rng.random() < cfg.p_pattern:
-            bg = paint_pattern(bg, rng)
-        if cfg.p_drawn and rng.random() < cfg.p_drawn:
-            bg = draw_over(bg, rng)
+        bg = self._paint_over(rng, bg)
         if cfg.p_shadow and rng.random() < cfg.p_shadow:
             effects[:5] = (1.0, *draw_shadow(rng, size))
         return layers, effects, np.require(bg, requirements=["C", "W"])
+
+    def _paint_over(self, rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
+        """The background art's additions, each with its probability: a tiled pattern, then
+        drawn shapes and text."""
+        if self.cfg.p_pattern and rng.random() < self.cfg.p_pattern:
+            bg = paint_pattern(bg, rng)
+        if self.cfg.p_drawn and rng.random() < self.cfg.p_drawn:
+            bg = draw_over(bg, rng)
+        return bg
 
     @property
     def slots(self) -> int:
