@@ -139,6 +139,40 @@ def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
     assert two["step"] == 4
 
 
+def test_weight_average_is_scored_saved_and_resumed(tiny_data, tmp_path):
+    """optim.ema: the checkpoint's model is the moving average of the raw weights training
+    goes on from, it moves by the configured decay each step, a resumed run continues it
+    bit for bit, and validation logs the raw weights' scores beside the average's."""
+    cfg = lambda steps, **extra: load_config("default", overrides=tiny_overrides(
+        steps=steps, optim={"lr": 1e-2, "ema": 0.75}, **extra))
+    train(cfg(1), tiny_data, tmp_path / "b", progress=False)
+    s1 = load_checkpoint(tmp_path / "b" / "last.pt")
+    for k in s1["model"]:  # the first step starts the average at the weights themselves
+        assert torch.equal(s1["model"][k], s1["train_model"][k]), k
+    resumed = train(cfg(2), tiny_data, tmp_path / "b", resume=tmp_path / "b" / "last.pt", progress=False)
+    s2 = load_checkpoint(tmp_path / "b" / "last.pt")
+    moved = 0
+    for k, v in s2["model"].items():
+        if v.is_floating_point():
+            expected = 0.75 * s1["model"][k] + 0.25 * s2["train_model"][k]
+            assert torch.allclose(v, expected, atol=1e-6), k
+            moved += int(not torch.equal(v, s2["train_model"][k]))
+    assert moved > 0  # the average is not the raw weights
+    straight = train(cfg(2), tiny_data, tmp_path / "a", progress=False)
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+    train(cfg(2, val_every=2), tiny_data, tmp_path / "v", val_root=tiny_data / "val", progress=False)
+    row = next(csv.DictReader(open(tmp_path / "v" / "val_log.csv")))
+    assert math.isfinite(float(row["psnr"])) and math.isfinite(float(row["raw/psnr"]))
+    assert "raw/64/paper/iou" in row
+    best = load_checkpoint(tmp_path / "v" / "best.pt")
+    last = load_checkpoint(tmp_path / "v" / "last.pt")
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+    with pytest.raises(ValueError, match="optim.ema"):
+        OptimConfig(ema=1.0)
+
+
 def test_device_placement_trains_and_resumes_bit_for_bit(tiny_data, tmp_path):
     """Cutouts placed on the training device (a worker process sends layer tables): the run
     trains (finite losses), and a resumed run sees the same samples."""

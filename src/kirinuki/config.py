@@ -125,6 +125,15 @@ class OptimConfig:
     decay_over_minutes: bool = False
     min_lr_ratio: float = 0.1
     grad_clip: float = 0.0            # 0 = no clipping
+    # Keep an exponential moving average of the weights with this decay per step (0: off).
+    # Validation then scores the average, best.pt and the checkpoints' "model" hold it (the
+    # raw weights, which training goes on from, as "train_model"), and val_log.csv adds the
+    # raw weights' scores as raw/... columns: the two side by side at the same step.
+    ema: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"optim.ema {self.ema!r}: a decay in [0, 1) (0 keeps no average)")
 
 
 @dataclass(frozen=True)

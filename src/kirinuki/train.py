@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ._version import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -211,11 +212,12 @@ def _initial_weights(init_from: str | Path) -> dict[str, Any]:
     return load_checkpoint(init_from)
 
 
-def _load_weights(model: AlphaNet, state: dict[str, Any], cfg: TrainConfig, source: str | Path) -> None:
+def _load_weights(model: AlphaNet, state: dict[str, Any], cfg: TrainConfig, source: str | Path,
+                  key: str = "model") -> None:
     if state["arch"] != cfg.model.name or state["arch_args"] != model.config:
         raise ValueError(f"{source}: weights are a {state['arch']} {state['arch_args']}, "
                          f"the config asks for {cfg.model.name} {model.config}")
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state[key])
 
 
 @dataclass
@@ -228,6 +230,12 @@ class _Run:
     state: dict[str, Any] | None    # the checkpoint resumed from
     start_step: int
     train_seconds: float
+    ema: AveragedModel | None       # the weights' moving average (optim.ema), else None
+
+    @property
+    def scored(self) -> AlphaNet:
+        """The weights that are validated and saved as the model: the average when kept."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
@@ -240,7 +248,7 @@ def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
     start_step, train_seconds, state = 0, 0.0, None
     if resume:
         state = load_checkpoint(resume)
-        _load_weights(model, state, cfg, resume)
+        _load_weights(model, state, cfg, resume, key="train_model" if "train_model" in state else "model")
         start_step, train_seconds = int(state["step"]), float(state.get("train_seconds", 0.0))
     elif init_from:
         _load_weights(model, _initial_weights(init_from), cfg, init_from)
@@ -263,7 +271,14 @@ def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
         if cuda:  # batch statistics over the global batch, not each GPU's slice
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[procs.device.index] if cuda else None)
-    return _Run(model, net, opt, state, start_step, train_seconds)
+    ema = None
+    if cfg.optim.ema:
+        # Buffers (BatchNorm statistics) are averaged too, so the average is a whole network.
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema), use_buffers=True)
+        if state is not None and "train_model" in state:  # resumed: the average goes on
+            ema.module.load_state_dict(state["model"])
+            ema.n_averaged.fill_(max(1, start_step))
+    return _Run(model, net, opt, state, start_step, train_seconds, ema)
 
 
 def _build_data(cfg: TrainConfig, data_root: str | Path, procs: _Processes,
@@ -332,6 +347,8 @@ def _train_step(cfg: TrainConfig, run: _Run, procs: _Processes, batches: Iterato
     if cfg.optim.grad_clip:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.grad_clip)
     run.opt.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
     return total, parts
 
 
@@ -359,7 +376,8 @@ class _Keeper:
         cfg, run = self.cfg, self.run
         return {"name": f"{cfg.model.name}-step{step}", "arch": cfg.model.name, "arch_args": run.model.config,
                 "work_size": cfg.model.work_size, "config": config_to_dict(cfg), "step": step,
-                "samples_seen": step * cfg.batch, "model": run.model.state_dict(),
+                "samples_seen": step * cfg.batch, "model": run.scored.state_dict(),
+                **({"train_model": run.model.state_dict()} if run.ema is not None else {}),
                 "optimizer": run.opt.state_dict(), "metrics": self.metrics, "best_psnr": self.best,
                 "train_seconds": self.elapsed(), "kirinuki_version": __version__, "world_size": self.procs.world}
 
@@ -371,8 +389,10 @@ class _Keeper:
             _append_csv(out / "train_log.csv", {"step": step, "seconds": round(self.elapsed(), 2), "lr": lr,
                                                 "loss": loss, **parts, "images_per_s": round(rate, 2)})
         if self.val_cases and cfg.val_every and step % cfg.val_every == 0:
-            self.metrics = _validate(self.run.model, cfg, self.val_cases, self.procs.device)
-            _append_csv(out / "val_log.csv", {"step": step, **{k: round(v, 5) for k, v in self.metrics.items()}})
+            self.metrics = _validate(self.run.scored, cfg, self.val_cases, self.procs.device)
+            raw = {} if self.run.ema is None else {
+                f"raw/{k}": v for k, v in _validate(self.run.model, cfg, self.val_cases, self.procs.device).items()}
+            _append_csv(out / "val_log.csv", {"step": step, **{k: round(v, 5) for k, v in {**self.metrics, **raw}.items()}})
             line = f"validation PSNR {self.metrics['psnr']:.2f} IoU {self.metrics['iou']:.4f}"
             if self.metrics["psnr"] > self.best:
                 self.best = self.metrics["psnr"]
@@ -459,4 +479,4 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
         print(f"kirinuki train: stopped at step {step}; checkpoint {keeper.last}", file=sys.stderr, flush=True)
     if procs.world > 1:
         dist.barrier()
-    return TrainResult(step, keeper.last if procs.main else None, keeper.metrics, run.model)
+    return TrainResult(step, keeper.last if procs.main else None, keeper.metrics, run.scored)
