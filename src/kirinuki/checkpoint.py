@@ -2,8 +2,10 @@
 
 A checkpoint is a ``torch.save`` dict with everything needed to rebuild the run:
 ``arch`` and ``arch_args`` (the registry name and constructor arguments), ``work_size``,
-``config`` (the full training config), ``step``, ``model`` (state dict), ``optimizer``
-(absent in a weights-only file), ``metrics`` (the last validation), ``train_seconds``.
+``config`` (the full training config), ``step``, ``model`` (state dict: the weights'
+moving average when the run keeps one), ``train_model`` (then the raw weights training goes
+on from), ``optimizer`` (absent in a weights-only file), ``metrics`` (the last validation),
+``train_seconds``.
 """
 
 from __future__ import annotations
