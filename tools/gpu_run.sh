@@ -88,7 +88,7 @@ wait $PID_DEFAULT; say "default run ended ($?)"
 if [ "$PAPER_WORKERS" -gt 0 ]; then wait $PID_PAPER; say "paper run ended ($?)"; fi
 cat "$OUT/default/stderr.txt" "$OUT/paper/stderr.txt" >> "$LOG" 2>/dev/null
 
-# Weights only (no optimiser state); the paper model in fp16 so that it fits the 16 MB per file.
+# Weights only (no optimiser state, no raw weights beside an average); the paper model in fp16 so that it fits the 16 MB per file.
 $PY - "$OUT" <<'PY' 2>&1 | tee -a "$LOG"
 import sys
 from pathlib import Path
@@ -99,6 +99,7 @@ def slim(src, dst, half=False):
         print("missing", src); return
     s = torch.load(src, map_location="cpu", weights_only=True)
     s.pop("optimizer", None)
+    s.pop("train_model", None)  # with optim.ema: the raw weights; "model" holds the average
     if half:
         s["model"] = {k: v.half() if v.is_floating_point() else v for k, v in s["model"].items()}
     torch.save(s, dst)
