@@ -114,13 +114,24 @@ def test_cutout_on_magenta_loses_most_of_its_magenta_halo(onnx_matter):
 
 def test_bundling_swaps_files_only_after_every_check(tmp_path, tiny_checkpoint_path):
     """A bundle that fails its parity check leaves the bundle that was there byte for byte."""
+    import torch
+    from kirinuki.checkpoint import load_checkpoint, save_checkpoint
+
+    # A run that kept a weight average also carries the raw weights: the bundle holds the average alone.
+    state = load_checkpoint(tiny_checkpoint_path)
+    state["train_model"] = {k: torch.zeros_like(v) for k, v in state["model"].items()}
+    averaged = tmp_path / "averaged.pt"
+    save_checkpoint(state, averaged)
     tool = [sys.executable, str(Path(__file__).resolve().parents[1] / "tools" / "bundle_model.py"),
-            str(tiny_checkpoint_path), "--weights", str(tmp_path), "--slot", "quality", "--version", "t1"]
+            str(averaged), "--weights", str(tmp_path), "--slot", "quality", "--version", "t1"]
     ok = subprocess.run(tool, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     manifest = json.loads((tmp_path / "quality.json").read_text())
     for name in ("quality.onnx", "quality.pt"):
         assert bundled_file(name, tmp_path)  # checksums match the manifest
+    bundled = load_checkpoint(tmp_path / "quality.pt")
+    assert "train_model" not in bundled and "optimizer" not in bundled
+    assert all(torch.equal(bundled["model"][k], v) for k, v in state["model"].items())
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     bad = subprocess.run([*tool[:-1], "t2", "--tolerance", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "differ by" in bad.stderr
