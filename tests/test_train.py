@@ -236,20 +236,26 @@ def test_init_from_checks_the_architecture(tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_data, tmp_path):
+@pytest.mark.parametrize("whole_group", [False, True])
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_data, tmp_path, whole_group):
+    """To the trainer alone, or to its whole process group as a job scheduler sends it (the
+    DataLoader workers too): either way the run saves and exits 0."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "kirinuki", "train", "--data", str(tiny_data), "--out", str(out), "-q",
            "--steps", "100000", "--set", "sizes=[64]", "--set", "batch=4", "--set", "workers=1",
            "--set", 'model.args={widths=[8,16], blocks=[1,1], head=4}',
            "--set", 'data.groups={"train/a"=1.0}', "--set", "data.cache_side=128", "--set", "log_every=1",
            "--set", "ckpt_every=0", "--set", "val_every=0"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=whole_group)
     deadline = time.time() + 120
     while not (out / "train_log.csv").exists():
         assert proc.poll() is None, proc.stderr.read()
         assert time.time() < deadline
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "SIGTERM" in err

@@ -175,8 +175,10 @@ class _Stopper:
 
 
 def _ignore_interrupts(_: int) -> None:
-    # DataLoader workers share the terminal's process group: let the main process decide.
+    # DataLoader workers share the main process's group, which a terminal's Ctrl-C or a job
+    # scheduler's SIGTERM reaches as a whole: let the main process save and stop them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
