@@ -82,3 +82,19 @@ def test_a_new_run_starts_from_the_imagenet_weights(tiny_data, tmp_path, lite0_s
     # One small step of AdamW moves each weight by about lr; random weights would be far off.
     assert torch.allclose(stem, lite0_state["_conv_stem.weight"], atol=5 * cfg.optim.lr)
     assert not torch.allclose(stem, lite0_state["_conv_stem.weight"], atol=0)
+
+
+def test_encoder_learning_rate_share(tiny_data, tmp_path, lite0_state):
+    """optim.encoder_lr_ratio: the pretrained encoder moves by its share of the rate, the
+    rest by the whole rate (AdamW's first step moves a weight by about the rate)."""
+    lr = 1e-3
+    cfg = load_config("lite", overrides=tiny_overrides(
+        steps=1, model={"name": "kirilite", "args": SMALL, "work_size": 64, "pretrained": True},
+        optim={"lr": lr, "warmup_steps": 0, "weight_decay": 0.0, "encoder_lr_ratio": 0.1}))
+    result = train(cfg, tiny_data, tmp_path, progress=False)
+    moved = (result.model.encoder._conv_stem.weight.detach() - lite0_state["_conv_stem.weight"]).abs().max()
+    assert 0.05 * lr < moved <= 0.1 * lr * 1.01
+    torch.manual_seed(cfg.seed)  # the run's seed: the decoder's starting weights
+    fresh = create_model("kirilite", **SMALL)
+    head_moved = (result.model.head[1].weight.detach() - fresh.head[1].weight).abs().max()
+    assert 0.5 * lr < head_moved <= lr * 1.01

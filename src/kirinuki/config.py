@@ -130,10 +130,15 @@ class OptimConfig:
     # raw weights, which training goes on from, as "train_model"), and val_log.csv adds the
     # raw weights' scores as raw/... columns: the two side by side at the same step.
     ema: float = 0.0
+    # The learning rate of a pretrained encoder (a model's ``encoder``, as kirilite's) as a
+    # share of the rest's: below 1 it moves less from what ImageNet taught it.
+    encoder_lr_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"optim.ema {self.ema!r}: a decay in [0, 1) (0 keeps no average)")
+        if not 0.0 < self.encoder_lr_ratio <= 1.0:
+            raise ValueError(f"optim.encoder_lr_ratio {self.encoder_lr_ratio!r}: a share in (0, 1]")
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,17 @@ class _Run:
         return self.ema.module if self.ema is not None else self.model
 
 
+def _param_groups(model: AlphaNet, cfg: OptimConfig) -> list[dict[str, Any]]:
+    """One parameter group, or (with ``encoder_lr_ratio`` below 1 and a model that has an
+    ``encoder``) the encoder's and the rest's, each with the share of the rate it gets."""
+    encoder = getattr(model, "encoder", None)
+    if cfg.encoder_lr_ratio == 1.0 or encoder is None:
+        return [{"params": list(model.parameters()), "lr_share": 1.0}]
+    inside = {id(p) for p in encoder.parameters()}
+    return [{"params": list(encoder.parameters()), "lr_share": cfg.encoder_lr_ratio},
+            {"params": [p for p in model.parameters() if id(p) not in inside], "lr_share": 1.0}]
+
+
 def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
                  init_from: str | Path | None) -> _Run:
     """The network (resumed, started from other weights, from published ImageNet weights, or
@@ -264,7 +275,7 @@ def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
     model.to(procs.device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+    opt = torch.optim.AdamW(_param_groups(model, cfg.optim), lr=cfg.optim.lr, betas=cfg.optim.betas,
                             weight_decay=cfg.optim.weight_decay)
     if state is not None and "optimizer" in state:
         opt.load_state_dict(state["optimizer"])
@@ -327,7 +338,7 @@ def _train_step(cfg: TrainConfig, run: _Run, procs: _Processes, batches: Iterato
     cuda = procs.device.type == "cuda"
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     for group in run.opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_share", 1.0)  # checkpoints from before the share have none
     run.opt.zero_grad(set_to_none=True)
     parts: dict[str, float] = {}
     total = 0.0
