@@ -40,6 +40,7 @@ PRESET=${PRESET:-default}         # the recipe: default (kirinet) or lite (pretr
 INIT=${INIT:-default}             # weights to continue: a bundled model's name or a checkpoint
 PLACEMENT=${PLACEMENT:-device}    # where cutouts are placed: device (batched warp) or cpu (workers)
 SETS=${SETS:-}                    # more overrides for that run, e.g. SETS="data.p_lineart=0.1 data.p_drawn=0.15"
+VAL_EVERY=${VAL_EVERY:-250}       # its validations (best.pt is the best of them): the CPU runs peaked early
 DATA=.data/compact
 PY=${PY:-python3}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -76,7 +77,7 @@ timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset "$PRESET" --data
     --set "sizes=$SIZES" --set model.work_size=$WORK --set optim.lr=$LR \
     --set optim.warmup_steps=50 --set optim.decay_over_minutes=true --set optim.min_lr_ratio=0.05 \
     --set "data.placement=\"$PLACEMENT\"" $(for kv in $SETS; do printf -- '--set %s ' "$kv"; done) \
-    --set val_every=500 --set ckpt_every=250 --set log_every=50 > "$OUT/default/stderr.txt" 2>&1 &
+    --set val_every=$VAL_EVERY --set ckpt_every=250 --set log_every=50 > "$OUT/default/stderr.txt" 2>&1 &
 PID_DEFAULT=$!
 if [ "$PAPER_WORKERS" -gt 0 ]; then
     timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset paper --data "$DATA" --val "$DATA/val/anime" \
