@@ -98,3 +98,7 @@ def test_encoder_learning_rate_share(tiny_data, tmp_path, lite0_state):
     fresh = create_model("kirilite", **SMALL)
     head_moved = (result.model.head[1].weight.detach() - fresh.head[1].weight).abs().max()
     assert 0.5 * lr < head_moved <= lr * 1.01
+    # A network trained from scratch has no pretrained part: the share is an error, not ignored.
+    with pytest.raises(ValueError, match="no pretrained encoder"):
+        train(load_config("default", overrides=tiny_overrides(steps=1, optim={"encoder_lr_ratio": 0.1})),
+              tiny_data, tmp_path / "kirinet", progress=False)

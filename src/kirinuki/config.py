@@ -130,8 +130,8 @@ class OptimConfig:
     # raw weights, which training goes on from, as "train_model"), and val_log.csv adds the
     # raw weights' scores as raw/... columns: the two side by side at the same step.
     ema: float = 0.0
-    # The learning rate of a pretrained encoder (a model's ``encoder``, as kirilite's) as a
-    # share of the rest's: below 1 it moves less from what ImageNet taught it.
+    # The learning rate of a pretrained encoder (kirilite's) as a share of the rest's: below 1
+    # it moves less from what ImageNet taught it (an error for networks without one).
     encoder_lr_ratio: float = 1.0
 
     def __post_init__(self) -> None:

@@ -241,11 +241,13 @@ class _Run:
 
 
 def _param_groups(model: AlphaNet, cfg: OptimConfig) -> list[dict[str, Any]]:
-    """One parameter group, or (with ``encoder_lr_ratio`` below 1 and a model that has an
-    ``encoder``) the encoder's and the rest's, each with the share of the rate it gets."""
-    encoder = getattr(model, "encoder", None)
-    if cfg.encoder_lr_ratio == 1.0 or encoder is None:
+    """One parameter group, or (with ``encoder_lr_ratio`` below 1) the pretrained part's and
+    the rest's, each with the share of the rate it gets."""
+    if cfg.encoder_lr_ratio == 1.0:
         return [{"params": list(model.parameters()), "lr_share": 1.0}]
+    encoder = model.pretrained_part()
+    if encoder is None:
+        raise ValueError(f"optim.encoder_lr_ratio: {type(model).__name__} has no pretrained encoder to slow down")
     inside = {id(p) for p in encoder.parameters()}
     return [{"params": list(encoder.parameters()), "lr_share": cfg.encoder_lr_ratio},
             {"params": [p for p in model.parameters() if id(p) not in inside], "lr_share": 1.0}]

@@ -29,6 +29,11 @@ class AlphaNet(nn.Module):
     def logits(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def pretrained_part(self) -> nn.Module | None:
+        """The part that starts from published weights (``load_pretrained``), which training
+        may give its own share of the learning rate; None for networks trained from scratch."""
+        return None
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
         m = self.pad_multiple

@@ -153,6 +153,9 @@ class KiriLite(AlphaNet):
         h = F.pixel_shuffle(self.to_full(h), 2)
         return self.head(torch.cat([h, x], dim=1))
 
+    def pretrained_part(self) -> nn.Module:
+        return self.encoder
+
     def load_pretrained(self, path: str | Path | None = None) -> dict[str, Any]:
         """Load the ImageNet weights into the encoder; every encoder tensor must be found with
         its shape (a mismatch is an error, never a silent random start). Returns a summary."""
