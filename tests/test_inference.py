@@ -177,13 +177,15 @@ def test_test_time_flip_averages_with_the_mirror_image(tiny_onnx):
 
 def test_batched_path_matches_the_per_picture_path_with_the_bundled_model():
     """On the samples, with the real weights: the batched path agrees with Matter far more
-    closely than the working-size alpha merely enlarged (what a broken guided step gives)."""
+    closely than the working-size alpha merely enlarged (what a broken guided step gives).
+    The batched path is the network and the guided step; the flat-background clearing is
+    the per-picture path's own."""
     from kirinuki.batched import predict_alpha_batch
     from kirinuki.checkpoint import load_checkpoint, model_from_checkpoint
     from kirinuki.bundled import bundled_file
 
     model = model_from_checkpoint(load_checkpoint(bundled_file("default.pt"))).eval()
-    matter = Matter(bundled_file("default.pt"), device="cpu")
+    matter = Matter(bundled_file("default.pt"), device="cpu", flat_background=False)
     for path in sample_paths():
         rgb = np.asarray(Image.open(path).convert("RGB"))
         reference = matter.predict_alpha(rgb)

@@ -10,7 +10,9 @@ suits a CPU. On a GPU the same steps run on whole batches without leaving the de
    full size, ``q = A . I + b``.
 
 Same equations as :mod:`kirinuki.guided`, evaluated densely (a GPU gains nothing from
-skipping the settled pixels). Needs PyTorch.
+skipping the settled pixels). Needs PyTorch. The flat-background clearing
+(:mod:`kirinuki.flat_background`, connected pieces of the picture) is left to the caller: it
+is a per-picture step on the CPU.
 
 Where it is used, and why not in ``kirinuki cutout``: it measures what one GPU can do
 (``benchmarks/gpu_throughput.py``) and is checked against the per-picture path with the

@@ -31,13 +31,17 @@ def _model_flags() -> argparse.ArgumentParser:
                                                        "prediction (twice the network time)")
     g.add_argument("--regions", action="store_true",
                    help="region consensus: make each closed region agree with its confident majority")
+    g.add_argument("--no-flat-background", dest="flat_background", action="store_false",
+                   help="leave the network's alpha as it is on a flat background (by default the "
+                        "background-coloured pixels that reach the picture's border are made transparent)")
     return p
 
 
 def _matter(args: argparse.Namespace, device: str | None = None, threads: int | None = None):
     from .inference import Matter
     return Matter(args.model, device=device or args.device, threads=threads or args.threads,
-                  work_size=args.work_size, tta=args.tta, regions=args.regions)
+                  work_size=args.work_size, tta=args.tta, regions=args.regions,
+                  flat_background=args.flat_background)
 
 
 def _error(message: str) -> None:

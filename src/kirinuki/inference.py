@@ -25,6 +25,7 @@ from PIL import Image
 from .bundled import DEFAULT_MODEL, bundled_file, bundled_model_info, bundled_slots
 from .config import parse_work_size
 from .errors import ModelError
+from .flat_background import clear_flat_background
 from .guided import guided_upsample
 from .imaging import as_rgb_array, longest_side, to_float
 from .regions import MAX_POINTS, apply_points, hold_edits, region_consensus
@@ -92,12 +93,14 @@ class Matter:
     test-time flip, the mean of the predictions for the picture and its mirror image (twice
     the network time; see docs/ablation.md for what it gains). regions: region consensus,
     each closed region of the picture made to agree with its confident majority (see
-    :func:`kirinuki.regions.region_consensus` and docs/ablation.md).
+    :func:`kirinuki.regions.region_consensus` and docs/ablation.md). flat_background: on a
+    picture with a flat background, make the background-coloured pixels that reach the border
+    transparent (:mod:`kirinuki.flat_background`; on by default, a no-op elsewhere).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  threads: int | None = None, work_size: int | str | None = None,
-                 tta: bool = False, regions: bool = False) -> None:
+                 tta: bool = False, regions: bool = False, flat_background: bool = True) -> None:
         if model is None or (str(model) in bundled_slots() and not Path(model).exists()):
             slot = DEFAULT_MODEL if model is None else str(model)
             path = bundled_file(f"{slot}.onnx")
@@ -127,17 +130,20 @@ class Matter:
         self.info = _with_work_size(info, work_size)
         self.tta = tta
         self.regions = regions
+        self.flat_background = flat_background
 
     @classmethod
     def from_module(cls, module: Any, work_size: int | None, *, device: str = "cpu",
                     name: str = "in-memory") -> "Matter":
-        """Wrap a live ``AlphaNet`` (used by training's validation)."""
+        """Wrap a live ``AlphaNet`` (used by training's validation, which scores the network
+        alone: no test-time flip, region consensus or flat-background clearing)."""
         self = cls.__new__(cls)
         self._run = module_runner(module, device, None)
         self.info = ModelInfo(name=name, arch=type(module).__name__, arch_args=dict(module.config),
                               work_size=work_size, pad_multiple=module.pad_multiple)
         self.tta = False
         self.regions = False
+        self.flat_background = False
         return self
 
     def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray",
@@ -158,12 +164,16 @@ class Matter:
             alpha = 0.5 * (alpha + self._network_alpha(guide[:, ::-1])[:, ::-1])
         if self.regions:
             alpha = region_consensus(alpha, guide)
-        if not (keep or drop):
-            return restore_size(alpha, guide, rgb)
-        gh, gw = guide.shape[:2]
-        scale = lambda pts: [(min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for x, y in pts]
-        alpha, edits = apply_points(alpha, guide, scale(keep), scale(drop))
-        return hold_edits(restore_size(alpha, guide, rgb), edits)
+        edits = None
+        if keep or drop:
+            gh, gw = guide.shape[:2]
+            scale = lambda pts: [(min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for x, y in pts]
+            alpha, edits = apply_points(alpha, guide, scale(keep), scale(drop))
+        alpha = restore_size(alpha, guide, rgb)
+        if self.flat_background:
+            alpha = clear_flat_background(rgb, alpha)
+        # The person's keep and drop clicks have the last word.
+        return alpha if edits is None else hold_edits(alpha, edits)
 
     def _network_alpha(self, guide: np.ndarray) -> np.ndarray:
         """The network's alpha for an hxwx3 float32 picture at the working size, hxw float32."""

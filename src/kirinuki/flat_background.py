@@ -1,0 +1,94 @@
+"""Flat backgrounds: the page's pixels that reach the picture's border are transparent.
+
+A character on a plain page (white, black, a flat colour; a PNG or a good JPEG) has a
+background that can be read exactly: a pixel of the page's colour that connects to the
+border through pixels of that colour is page. The network alone sometimes keeps small pieces
+of it as foreground: the inside of a loop of hair, a blot beside the neck on black, the
+strip between arm and body where it opens to the page (docs/ablation.md measures what this
+costs). :func:`clear_flat_background` makes those pieces transparent:
+
+1. the page's colour: the median of the border pixels, when at least ``BORDER_SHARE`` of
+   them lie within ``TOLERANCE`` of it (per channel, out of 255); otherwise the picture has
+   no flat background and its alpha is returned unchanged (scenes, scans, gradients);
+2. the page: the 4-connected pieces of pixels within ``TOLERANCE`` of that colour that hold
+   a border pixel the network calls background (alpha < 0.5). A piece of the page's colour
+   that touches the border only where the network calls it foreground (a white shirt cut by
+   the bottom edge) is not page;
+3. the page becomes transparent, except for a connected part the network calls foreground
+   that is larger than ``MAX_PIECE`` of the figure: a garment of the page's colour whose
+   outline is open at one point is kept as the network has it, never erased.
+
+Anti-aliased edge pixels are mixtures of the page and the figure and lie outside the
+tolerance, so soft edges stay as the network made them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["TOLERANCE", "BORDER_SHARE", "MAX_PIECE", "page_colour", "clear_flat_background"]
+
+#: How far (largest channel difference, 0-255) a pixel may be from the page's colour and still
+#: count as page: enough for the noise of a JPEG of quality 85 on a flat area.
+TOLERANCE = 8
+#: The least share of the border that must be the page's colour for the background to be flat.
+BORDER_SHARE = 0.5
+#: The largest part of the figure (a share of its foreground pixels) that may be cleared as
+#: page where the network calls it foreground.
+MAX_PIECE = 0.02
+
+
+def _border(mask_shape: tuple[int, int]) -> np.ndarray:
+    border = np.zeros(mask_shape, bool)
+    border[0] = border[-1] = True
+    border[:, 0] = border[:, -1] = True
+    return border
+
+
+def page_colour(rgb: np.ndarray) -> np.ndarray | None:
+    """The flat background's colour of an HxWx3 uint8 picture (3 int16, 0-255: the border's
+    median), or None when fewer than ``BORDER_SHARE`` of the border pixels are within
+    ``TOLERANCE`` of it."""
+    edge = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]]).astype(np.int16)
+    colour = np.round(np.median(edge, axis=0)).astype(np.int16)
+    near = np.abs(edge - colour).max(axis=1) <= TOLERANCE
+    return colour if near.mean() >= BORDER_SHARE else None
+
+
+def _near(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """HxW bool: the pixels within ``TOLERANCE`` of ``colour`` on every channel."""
+    near = np.ones(rgb.shape[:2], bool)
+    for c in range(3):
+        near &= np.abs(rgb[..., c].astype(np.int16) - colour[c]) <= TOLERANCE
+    return near
+
+
+def clear_flat_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``alpha`` (HxW float32 in [0, 1]) with the flat page of ``rgb`` (HxWx3 uint8, the same
+    size) made transparent, as the module describes; the input alpha itself when the picture
+    has no flat background. Never changes ``alpha`` in place."""
+    if rgb.shape[:2] != alpha.shape:
+        raise ValueError(f"picture {rgb.shape[:2]} and alpha {alpha.shape} differ in size")
+    colour = page_colour(rgb)
+    if colour is None:
+        return alpha
+    near = _near(rgb, colour)
+    pieces, count = ndimage.label(near)
+    seeds = pieces[_border(near.shape) & near & (alpha < 0.5)]
+    is_page = np.zeros(count + 1, bool)
+    is_page[seeds] = True  # seeds are page-coloured pixels, never label 0
+    page = is_page[pieces]
+    if not page.any():
+        return alpha
+    # Parts of the page the network calls foreground: small ones are cleared, large ones kept.
+    claimed = page & (alpha >= 0.5)
+    parts, n_parts = ndimage.label(claimed)
+    if n_parts:
+        sizes = np.bincount(parts.ravel(), minlength=n_parts + 1)
+        too_large = sizes > MAX_PIECE * max(int(np.count_nonzero(alpha >= 0.5)), 1)
+        too_large[0] = False
+        page &= ~too_large[parts]
+    out = alpha.copy()
+    out[page] = 0.0
+    return out

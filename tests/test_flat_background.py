@@ -1,0 +1,143 @@
+"""Flat-background clearing, on drawn figures whose true alpha is known."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from kirinuki.cli import main
+from kirinuki.flat_background import MAX_PIECE, TOLERANCE, clear_flat_background, page_colour
+from kirinuki.inference import Matter
+from kirinuki.samples import sample_paths
+
+WHITE = (255, 255, 255)
+SKIN = (240, 200, 170)
+INK = (30, 20, 20)
+
+
+def drawn_figure(page=WHITE, gap: bool = False, side: int = 200):
+    """A figure on a flat page: a skin-coloured body with a white shirt, both closed by a
+    dark outline (with a gap in the shirt's outline when ``gap``), standing on the bottom
+    edge. Returns (HxWx3 uint8 picture, HxW float32 true alpha, HxW bool shirt)."""
+    im = Image.new("RGB", (side, side), page)
+    d = ImageDraw.Draw(im)
+    d.rectangle((60, 40, 140, side - 1), fill=SKIN, outline=INK, width=3)
+    d.rectangle((70, 90, 130, 170), fill=WHITE, outline=INK, width=3)  # the shirt, page-coloured
+    if gap:  # open the figure's and the shirt's outlines on the left, at the same height
+        d.rectangle((60, 120, 72, 126), fill=WHITE)
+    rgb = np.asarray(im).copy()
+    alpha = np.zeros((side, side), np.float32)
+    alpha[40:, 60:141] = 1.0
+    if gap:
+        alpha[120:127, 60:73] = 1.0  # the opening belongs to the figure
+    shirt = np.zeros((side, side), bool)
+    shirt[93:168, 73:128] = True
+    return rgb, alpha, shirt
+
+
+def test_a_blot_on_the_page_is_cleared_and_the_page_coloured_shirt_kept():
+    rgb, truth, shirt = drawn_figure()
+    predicted = truth.copy()
+    predicted[60:72, 30:44] = 1.0   # a blot of page kept as foreground beside the figure
+    predicted[100:104, 40:58] = 0.3  # a faint haze of page
+    cleared = clear_flat_background(rgb, predicted)
+    np.testing.assert_array_equal(cleared, truth)
+    assert (cleared[shirt] == 1.0).all()
+    assert predicted[60, 30] == 1.0  # the input is not changed in place
+
+
+def test_a_page_coloured_garment_open_to_the_page_is_kept():
+    """The shirt's outline is open, so the page flows into it; the network calls the shirt
+    foreground, and a piece that large is never cleared."""
+    rgb, truth, shirt = drawn_figure(gap=True)
+    assert shirt.sum() > MAX_PIECE * truth.sum()
+    predicted = truth.copy()
+    predicted[60:72, 30:44] = 1.0
+    cleared = clear_flat_background(rgb, predicted)
+    assert (cleared[shirt] == 1.0).all()
+    assert (cleared[60:72, 30:44] == 0.0).all()
+
+
+def test_a_page_coloured_part_cut_by_the_border_is_not_page():
+    """A small white sock reaches the bottom edge inside its outline: its border pixels are of
+    the page's colour, but the network calls them foreground, so they seed nothing (it is
+    too small for the size guard to save it)."""
+    rgb, truth, _ = drawn_figure()
+    d = ImageDraw.Draw(im := Image.fromarray(rgb))
+    d.rectangle((90, 186, 104, 210), fill=WHITE, outline=INK, width=2)  # open at the bottom edge
+    rgb = np.asarray(im)
+    sock = np.zeros_like(truth, bool)
+    sock[188:, 92:103] = True
+    assert sock.sum() < MAX_PIECE * truth.sum()
+    predicted = truth.copy()
+    predicted[sock] = 0.8
+    assert (clear_flat_background(rgb, predicted)[sock] == 0.8).all()
+
+
+@pytest.mark.parametrize("page", [WHITE, (0, 0, 0), (120, 170, 220)])
+def test_every_flat_colour_is_a_page(page):
+    rgb, truth, _ = drawn_figure(page=page)
+    assert page_colour(rgb).tolist() == list(page)
+    predicted = truth.copy()
+    predicted[10:20, 10:20] = 0.9
+    assert (clear_flat_background(rgb, predicted)[10:20, 10:20] == 0).all()
+
+
+def test_a_jpeg_of_the_page_is_still_flat():
+    rgb, truth, shirt = drawn_figure()
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=85)
+    jpeg = np.asarray(Image.open(buf).convert("RGB"))
+    predicted = truth.copy()
+    predicted[60:72, 30:44] = 1.0
+    cleared = clear_flat_background(jpeg, predicted)
+    assert (cleared[60:72, 30:44] == 0.0).all()
+    assert (cleared[shirt] == 1.0).all()
+
+
+def test_a_page_with_noise_within_the_tolerance_is_flat():
+    rgb, truth, shirt = drawn_figure(page=(200, 200, 200))
+    noise = np.random.default_rng(1).integers(-TOLERANCE // 2, TOLERANCE // 2 + 1, truth.shape + (1,))
+    rgb = np.where(truth[..., None] > 0, rgb, (rgb + noise).astype(np.uint8))
+    predicted = truth.copy()
+    predicted[60:72, 30:44] = 1.0
+    np.testing.assert_array_equal(clear_flat_background(rgb, predicted), truth)
+
+
+def test_a_busy_background_is_left_alone():
+    rng = np.random.default_rng(0)
+    rgb, truth, _ = drawn_figure()
+    scene = rng.integers(0, 256, rgb.shape, dtype=np.uint8)
+    rgb = np.where(truth[..., None] > 0, rgb, scene)
+    predicted = truth.copy()
+    predicted[60:72, 30:44] = 1.0
+    assert page_colour(rgb) is None
+    assert clear_flat_background(rgb, predicted) is predicted
+    # A grey page with noise well beyond the tolerance (a scan) is not flat either.
+    grey = 128 + rng.integers(-4 * TOLERANCE, 4 * TOLERANCE + 1, (64, 64, 1))
+    assert page_colour(np.repeat(grey, 3, axis=2).astype(np.uint8)) is None
+
+
+def test_picture_and_alpha_must_agree_in_size():
+    with pytest.raises(ValueError, match="differ in size"):
+        clear_flat_background(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 12), np.float32))
+
+
+def test_the_predictor_clears_the_page_unless_told_not_to():
+    """The bundled model on the white-page sample: the page it keeps is cleared by default."""
+    sample = next(p for p in sample_paths() if "white" in p.name)
+    rgb = np.asarray(Image.open(sample).convert("RGB"))
+    network_alone = Matter(flat_background=False).predict_alpha(rgb)
+    cleared = clear_flat_background(rgb, network_alone)
+    assert not np.array_equal(cleared, network_alone)
+    np.testing.assert_array_equal(Matter().predict_alpha(rgb), cleared)
+
+
+def test_evaluate_reports_whether_the_page_was_cleared(tiny_onnx, tiny_data, tmp_path):
+    for flag, expected in (([], True), (["--no-flat-background"], False)):
+        out = tmp_path / str(expected)
+        assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "64",
+                     "--conditions", "paper", "--out", str(out), *flag]) == 0
+        assert json.loads((out / "report.json").read_text())["model"]["flat_background"] is expected
