@@ -141,3 +141,4 @@ def test_evaluate_reports_whether_the_page_was_cleared(tiny_onnx, tiny_data, tmp
         assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "64",
                      "--conditions", "paper", "--out", str(out), *flag]) == 0
         assert json.loads((out / "report.json").read_text())["model"]["flat_background"] is expected
+        assert f"flat_background {'on' if expected else 'off'}" in (out / "report.md").read_text().splitlines()[0]

@@ -189,8 +189,9 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        options = ", ".join(f"{k} {'on' if report['model'][k] else 'off'}" for k in ("tta", "regions", "flat_background"))
         (out / "report.md").write_text(
-            f"Model: {matter.info.describe()}\n\n" + markdown_table(rows), encoding="utf-8")
+            f"Model: {matter.info.describe()}; {options}\n\n" + markdown_table(rows), encoding="utf-8")
         (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
         atomic_save(contact_sheet(worst_cases), out / "worst.png")
     return report

@@ -59,8 +59,9 @@ def page_colour(rgb: np.ndarray) -> np.ndarray | None:
 def _near(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """HxW bool: the pixels within ``TOLERANCE`` of ``colour`` on every channel."""
     near = np.ones(rgb.shape[:2], bool)
-    for c in range(3):
-        near &= np.abs(rgb[..., c].astype(np.int16) - colour[c]) <= TOLERANCE
+    for c in range(3):  # on the uint8 planes, without wider copies
+        channel = rgb[..., c]
+        near &= (channel >= max(int(colour[c]) - TOLERANCE, 0)) & (channel <= min(int(colour[c]) + TOLERANCE, 255))
     return near
 
 
@@ -85,7 +86,7 @@ def clear_flat_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     claimed = page & (alpha >= 0.5)
     parts, n_parts = ndimage.label(claimed)
     if n_parts:
-        sizes = np.bincount(parts.ravel(), minlength=n_parts + 1)
+        sizes = np.bincount(parts[claimed], minlength=n_parts + 1)
         too_large = sizes > MAX_PIECE * max(int(np.count_nonzero(alpha >= 0.5)), 1)
         too_large[0] = False
         page &= ~too_large[parts]
