@@ -23,7 +23,7 @@
 #   OUT=/tmp/dry BATCH=8 WORKERS=1 PAPER_WORKERS=1 SPEED_BATCH=8 SPEED_STEPS=10 THROUGHPUT=1 \
 #       bash tools/gpu_run.sh 150
 # and of the pretrained recipe's training alone (its set-up takes about a minute on a CPU):
-#   OUT=/tmp/dry BATCH=8 WORKERS=1 PAPER_WORKERS=0 BENCH=0 PRESET=lite INIT=checkpoints/kirilite-cpu.pt \
+#   OUT=/tmp/dry BATCH=8 WORKERS=1 PAPER_WORKERS=0 BENCH=0 PRESET=lite INIT=quality \
 #       SIZES=[256] WORK=256 SETS="optim.ema=0.998 optim.encoder_lr_ratio=0.1" VAL_EVERY=20 bash tools/gpu_run.sh 200
 set -uo pipefail
 T0=$(date +%s)
