@@ -102,3 +102,25 @@ def test_encoder_learning_rate_share(tiny_data, tmp_path, lite0_state):
     with pytest.raises(ValueError, match="no pretrained encoder"):
         train(load_config("default", overrides=tiny_overrides(steps=1, optim={"encoder_lr_ratio": 0.1})),
               tiny_data, tmp_path / "kirinet", progress=False)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_frozen_pretrained_batchnorm_keeps_its_statistics(tiny_data, tmp_path, lite0_state, frozen):
+    """optim.freeze_pretrained_bn: the encoder's BatchNorm statistics stay ImageNet's through
+    training and in-training validation, while its scale and shift and the decoder's
+    statistics still move; without it, a step moves them."""
+    cfg = load_config("lite", overrides=tiny_overrides(
+        steps=3, val_every=2, val_images=2, model={"name": "kirilite", "args": SMALL, "work_size": 64, "pretrained": True},
+        optim={"freeze_pretrained_bn": frozen}))
+    result = train(cfg, tiny_data, tmp_path, val_root=tiny_data / "val", progress=False)
+    bn = result.model.encoder._bn0
+    kept = torch.equal(bn.running_mean, lite0_state["_bn0.running_mean"])
+    assert kept is frozen
+    assert not torch.equal(bn.weight.detach(), lite0_state["_bn0.weight"])
+    torch.manual_seed(cfg.seed)
+    fresh = create_model("kirilite", **SMALL)
+    assert not torch.equal(result.model.bottleneck[1].running_mean, fresh.bottleneck[1].running_mean)
+    if frozen:  # asked of a network trained from scratch, it is an error, not ignored
+        with pytest.raises(ValueError, match="no pretrained encoder"):
+            train(load_config("default", overrides=tiny_overrides(steps=1, optim={"freeze_pretrained_bn": True})),
+                  tiny_data, tmp_path / "kirinet", progress=False)

@@ -133,6 +133,10 @@ class OptimConfig:
     # The learning rate of a pretrained encoder (kirilite's) as a share of the rest's: below 1
     # it moves less from what ImageNet taught it (an error for networks without one).
     encoder_lr_ratio: float = 1.0
+    # Keep the BatchNorm statistics of a pretrained encoder as they are while training (its
+    # BatchNorm layers in eval mode; their scale and shift still learn): batches of 8 move
+    # them with every step (an error for networks without a pretrained encoder).
+    freeze_pretrained_bn: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:

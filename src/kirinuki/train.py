@@ -190,6 +190,22 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
         w.writerow(row)
 
 
+def _pretrained_part(model: AlphaNet, why: str) -> torch.nn.Module:
+    encoder = model.pretrained_part()
+    if encoder is None:
+        raise ValueError(f"optim.{why}: {type(model).__name__} has no pretrained encoder")
+    return encoder
+
+
+def _set_training(model: AlphaNet, cfg: OptimConfig) -> None:
+    """Training mode, with the pretrained encoder's BatchNorm statistics held when asked."""
+    model.train()
+    if cfg.freeze_pretrained_bn:
+        for layer in _pretrained_part(model, "freeze_pretrained_bn").modules():
+            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                layer.eval()
+
+
 def _validate(model: AlphaNet, cfg: TrainConfig, cases: list, device: torch.device) -> dict[str, float]:
     from .evaluate import score_cases, summarise
     from .inference import Matter
@@ -198,7 +214,7 @@ def _validate(model: AlphaNet, cfg: TrainConfig, cases: list, device: torch.devi
     try:
         records, _ = score_cases(matter, cases)
     finally:
-        model.train()
+        _set_training(model, cfg.optim)
     rows = summarise(records)
     out = {f"{r['size']}/{r['condition']}/{k}": r[k] for r in rows
            for k in ("psnr", "pixel_accuracy", "iou", "edge_iou")}
@@ -245,9 +261,7 @@ def _param_groups(model: AlphaNet, cfg: OptimConfig) -> list[dict[str, Any]]:
     the rest's, each with the share of the rate it gets."""
     if cfg.encoder_lr_ratio == 1.0:
         return [{"params": list(model.parameters()), "lr_share": 1.0}]
-    encoder = model.pretrained_part()
-    if encoder is None:
-        raise ValueError(f"optim.encoder_lr_ratio: {type(model).__name__} has no pretrained encoder to slow down")
+    encoder = _pretrained_part(model, "encoder_lr_ratio")
     inside = {id(p) for p in encoder.parameters()}
     return [{"params": list(encoder.parameters()), "lr_share": cfg.encoder_lr_ratio},
             {"params": [p for p in model.parameters() if id(p) not in inside], "lr_share": 1.0}]
@@ -457,6 +471,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     step = run.start_step
     t_log, seen_since_log = time.time(), 0
     run.net.train()
+    _set_training(run.model, cfg.optim)
     with _Stopper() as stopper:
         while True:
             # --minutes is the budget of the whole run: a resumed run goes on where it stopped.
