@@ -79,8 +79,10 @@ def test_presets_are_the_documented_recipes():
     assert default.model.name == "kirinet" and default.data.bg_scene > 0 and default.loss.l1 > 0
     lite = load_config("lite")
     assert (lite.model.name, lite.model.pretrained, lite.loss.bce, lite.loss.iou) == ("kirilite", True, 1.0, 1.0)
-    # the same synthesis plus tiled patterns: otherwise only the network and the loss differ
-    assert lite.data.p_pattern > 0 and dataclasses.replace(lite.data, p_pattern=default.data.p_pattern) == default.data
+    # the same synthesis plus tiled patterns and one character per picture: otherwise only the
+    # network and the loss differ
+    assert lite.data.p_pattern > 0 and lite.data.p_two == 0 < default.data.p_two
+    assert dataclasses.replace(lite.data, p_pattern=default.data.p_pattern, p_two=default.data.p_two) == default.data
     with pytest.raises(ValueError, match="unknown key"):
         load_config("default", overrides=[parse_override("optim.nope=1")])
 
