@@ -12,8 +12,6 @@ meadow sample) it stops after reading the border and costs nothing measurable.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 from PIL import Image
@@ -21,16 +19,7 @@ from PIL import Image
 from kirinuki.flat_background import clear_flat_background
 from kirinuki.inference import Matter
 from kirinuki.samples import sample_paths
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from region_speed import median_time  # this folder's timing helper (the script's own folder is on sys.path)
 
 
 def main() -> None:
