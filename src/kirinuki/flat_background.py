@@ -39,18 +39,17 @@ BORDER_SHARE = 0.5
 MAX_PIECE = 0.02
 
 
-def _border(mask_shape: tuple[int, int]) -> np.ndarray:
-    border = np.zeros(mask_shape, bool)
-    border[0] = border[-1] = True
-    border[:, 0] = border[:, -1] = True
-    return border
+def _border(a: np.ndarray) -> np.ndarray:
+    """The values of ``a``'s border pixels (each once), in a fixed order: the same order for
+    every array of the picture's size."""
+    return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
 
 
 def page_colour(rgb: np.ndarray) -> np.ndarray | None:
     """The flat background's colour of an HxWx3 uint8 picture (3 int16, 0-255: the border's
     median), or None when fewer than ``BORDER_SHARE`` of the border pixels are within
     ``TOLERANCE`` of it."""
-    edge = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]]).astype(np.int16)
+    edge = _border(rgb).astype(np.int16)
     colour = np.round(np.median(edge, axis=0)).astype(np.int16)
     near = np.abs(edge - colour).max(axis=1) <= TOLERANCE
     return colour if near.mean() >= BORDER_SHARE else None
@@ -76,18 +75,20 @@ def clear_flat_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         return alpha
     near = _near(rgb, colour)
     pieces, count = ndimage.label(near)
-    seeds = pieces[_border(near.shape) & near & (alpha < 0.5)]
+    edge_pieces = _border(pieces)
     is_page = np.zeros(count + 1, bool)
-    is_page[seeds] = True  # seeds are page-coloured pixels, never label 0
+    is_page[edge_pieces[_border(alpha) < 0.5]] = True
+    is_page[0] = False  # label 0: the pixels not of the page's colour
     page = is_page[pieces]
     if not page.any():
         return alpha
     # Parts of the page the network calls foreground: small ones are cleared, large ones kept.
-    claimed = page & (alpha >= 0.5)
+    figure = alpha >= 0.5
+    claimed = page & figure
     parts, n_parts = ndimage.label(claimed)
     if n_parts:
         sizes = np.bincount(parts[claimed], minlength=n_parts + 1)
-        too_large = sizes > MAX_PIECE * max(int(np.count_nonzero(alpha >= 0.5)), 1)
+        too_large = sizes > MAX_PIECE * max(int(np.count_nonzero(figure)), 1)
         too_large[0] = False
         page &= ~too_large[parts]
     out = alpha.copy()
