@@ -6,9 +6,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from kirinuki.cli import main
-from kirinuki.flat_background import MAX_PIECE, TOLERANCE, clear_flat_background, page_colour
+from kirinuki.flat_background import (HIDDEN_MAX_PIECE, MATCH, MAX_PIECE, TOLERANCE, clear_flat_background,
+                                      page_colour)
 from kirinuki.inference import Matter
 from kirinuki.samples import sample_paths
 
@@ -74,6 +76,83 @@ def test_a_page_coloured_part_cut_by_the_border_is_not_page():
     predicted = truth.copy()
     predicted[sock] = 0.8
     assert (clear_flat_background(rgb, predicted)[sock] == 0.8).all()
+
+
+TINT = (205, 225, 240)
+
+
+def figure_with_gap(page, gap_colour=None, side: int = 200):
+    """A skin-coloured figure on a flat page with a closed gap (an arm against the body)
+    showing ``gap_colour`` (the page's own by default) inside a dark outline. Returns
+    (picture, true alpha, HxW bool gap); the gap is background only when it shows the page."""
+    im = Image.new("RGB", (side, side), page)
+    d = ImageDraw.Draw(im)
+    d.rectangle((60, 40, 140, side - 1), fill=SKIN, outline=INK, width=3)
+    d.rectangle((85, 100, 115, 140), fill=gap_colour or page, outline=INK, width=2)
+    rgb = np.asarray(im).copy()
+    alpha = np.zeros((side, side), np.float32)
+    alpha[40:, 60:141] = 1.0
+    gap = np.zeros((side, side), bool)
+    gap[102:139, 87:114] = True
+    if gap_colour is None:
+        alpha[gap] = 0.0
+    return rgb, alpha, gap
+
+
+def test_a_closed_gap_showing_a_tinted_page_is_cleared():
+    """The network fills the gap between arm and body; on a tinted page its colour is the
+    page's exactly, so it is page, in a lossless picture and in a JPEG."""
+    rgb, truth, gap = figure_with_gap(TINT)
+    predicted = truth.copy()
+    predicted[gap] = 1.0
+    assert gap.sum() < HIDDEN_MAX_PIECE * predicted.sum()
+    np.testing.assert_array_equal(clear_flat_background(rgb, predicted), truth)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=85)
+    jpeg = np.asarray(Image.open(buf).convert("RGB"))
+    inside = ndimage.binary_erosion(gap, iterations=3)  # the JPEG's ringing beside the outline aside
+    assert (clear_flat_background(jpeg, predicted)[inside] == 0).all()
+
+
+@pytest.mark.parametrize("page", [WHITE, (0, 0, 0)])
+def test_a_closed_page_coloured_piece_on_white_or_black_is_left_to_the_network(page):
+    """A white or black piece inside the figure may be its shirt or its hair: kept as the
+    network has it."""
+    rgb, truth, gap = figure_with_gap(page)
+    predicted = truth.copy()
+    predicted[gap] = 1.0
+    np.testing.assert_array_equal(clear_flat_background(rgb, predicted), predicted)
+
+
+def test_a_drawn_colour_near_the_tinted_page_is_kept():
+    """A patch within the tolerance of the page but drawn a few levels off it is the
+    figure's own colour (its mean is beyond MATCH)."""
+    near_tint = tuple(c - 3 for c in TINT)
+    assert 3 > MATCH
+    rgb, truth, gap = figure_with_gap(TINT, gap_colour=near_tint)
+    np.testing.assert_array_equal(clear_flat_background(rgb, truth), truth)
+
+
+def test_a_tinted_garment_open_to_the_page_is_kept_whatever_its_size():
+    """A garment of the tinted page's colour, open to the page by a strip: the page reaches it,
+    and a part the network calls foreground that is larger than MAX_PIECE is never cleared,
+    even one smaller than HIDDEN_MAX_PIECE."""
+    rgb, truth, garment = figure_with_gap(TINT, gap_colour=TINT)
+    im = Image.fromarray(rgb)
+    ImageDraw.Draw(im).rectangle((60, 116, 87, 121), fill=TINT)  # the strip through the outline
+    rgb = np.asarray(im)
+    assert MAX_PIECE * truth.sum() < garment.sum() < HIDDEN_MAX_PIECE * truth.sum()
+    np.testing.assert_array_equal(clear_flat_background(rgb, truth), truth)
+
+
+def test_a_large_part_of_the_tinted_page_s_colour_is_kept():
+    """The shirt has the page's exact colour and is closed by its outline; it is more than
+    HIDDEN_MAX_PIECE of the figure, so the size guard keeps it."""
+    rgb, truth, shirt = drawn_figure(page=TINT)
+    rgb = rgb.copy()
+    rgb[shirt] = TINT
+    assert shirt.sum() > HIDDEN_MAX_PIECE * truth.sum()
+    np.testing.assert_array_equal(clear_flat_background(rgb, truth), truth)
 
 
 @pytest.mark.parametrize("page", [WHITE, (0, 0, 0), (120, 170, 220)])

@@ -16,7 +16,14 @@ costs). :func:`clear_flat_background` makes those pieces transparent:
    the bottom edge) is not page;
 3. the page becomes transparent, except for a connected part the network calls foreground
    that is larger than ``MAX_PIECE`` of the figure: a garment of the page's colour whose
-   outline is open at one point is kept as the network has it, never erased.
+   outline is open at one point is kept as the network has it, never erased;
+4. on a tinted page (not white or black), a piece of the page's colour that step 2 did not
+   reach (closed off from the border, like the gap between an arm and the body, or touching
+   it only where the network calls it foreground) is page too when its mean colour is the
+   page's within ``MATCH`` on every channel, unless the network calls more than
+   ``HIDDEN_MAX_PIECE`` of the figure in it foreground. A figure's own white and black match
+   a white or black page exactly, so on those the network alone decides; a part of a figure
+   of exactly a tinted page's colour is rare, and a large one is kept by the size guard.
 
 Anti-aliased edge pixels are mixtures of the page and the figure and lie outside the
 tolerance, so soft edges stay as the network made them.
@@ -27,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["TOLERANCE", "BORDER_SHARE", "MAX_PIECE", "page_colour", "clear_flat_background"]
+__all__ = ["TOLERANCE", "BORDER_SHARE", "MAX_PIECE", "MATCH", "HIDDEN_MAX_PIECE", "page_colour",
+           "clear_flat_background"]
 
 #: How far (largest channel difference, 0-255) a pixel may be from the page's colour and still
 #: count as page: enough for the noise of a JPEG of quality 85 on a flat area.
@@ -37,6 +45,12 @@ BORDER_SHARE = 0.5
 #: The largest part of the figure (a share of its foreground pixels) that may be cleared as
 #: page where the network calls it foreground.
 MAX_PIECE = 0.02
+#: How far (0-255, each channel) a hidden piece's mean colour may be from a tinted page's
+#: colour and still be page: JPEG noise averages out over a piece, a drawn colour does not.
+MATCH = 1.0
+#: The largest part of the figure (a share of its foreground pixels) that a hidden piece
+#: of the page's colour may hold (where the network calls it foreground) and still be cleared.
+HIDDEN_MAX_PIECE = 0.1
 
 
 def _border(a: np.ndarray) -> np.ndarray:
@@ -64,6 +78,26 @@ def _near(rgb: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return near
 
 
+def _white_or_black(colour: np.ndarray) -> bool:
+    """True for a page within ``TOLERANCE`` of white or of black."""
+    return bool((colour >= 255 - TOLERANCE).all() or (colour <= TOLERANCE).all())
+
+
+def _hidden_page(rgb: np.ndarray, colour: np.ndarray, pieces: np.ndarray, count: int,
+                 is_page: np.ndarray, figure: np.ndarray, figure_size: int) -> np.ndarray:
+    """Per label of ``pieces`` (the page-coloured pieces): True for a piece that is not page
+    (``is_page``) whose mean colour is within ``MATCH`` of ``colour`` and whose part the
+    network calls foreground (``figure``) is at most ``HIDDEN_MAX_PIECE`` of the figure."""
+    labels = pieces.ravel()
+    sizes = np.maximum(np.bincount(labels, minlength=count + 1), 1)
+    means = np.stack([np.bincount(labels, weights=rgb[..., c].ravel(), minlength=count + 1)
+                      for c in range(3)], axis=1) / sizes[:, None]
+    claimed = np.bincount(labels, weights=figure.ravel(), minlength=count + 1)
+    is_hidden = (np.abs(means - colour).max(axis=1) <= MATCH) & (claimed <= HIDDEN_MAX_PIECE * figure_size)
+    is_hidden[0] = False
+    return is_hidden & ~is_page
+
+
 def clear_flat_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``alpha`` (HxW float32 in [0, 1]) with the flat page of ``rgb`` (HxWx3 uint8, the same
     size) made transparent, as the module describes; the input alpha itself when the picture
@@ -84,13 +118,18 @@ def clear_flat_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         return alpha
     # Parts of the page the network calls foreground: small ones are cleared, large ones kept.
     figure = alpha >= 0.5
+    figure_size = max(int(np.count_nonzero(figure)), 1)
     claimed = page & figure
     parts, n_parts = ndimage.label(claimed)
     if n_parts:
         sizes = np.bincount(parts[claimed], minlength=n_parts + 1)
-        too_large = sizes > MAX_PIECE * max(int(np.count_nonzero(figure)), 1)
+        too_large = sizes > MAX_PIECE * figure_size
         too_large[0] = False
         page &= ~too_large[parts]
+    if not _white_or_black(colour):
+        is_hidden = _hidden_page(rgb, colour, pieces, count, is_page, figure, figure_size)
+        if is_hidden.any():
+            page |= is_hidden[pieces]
     out = alpha.copy()
     out[page] = 0.0
     return out
