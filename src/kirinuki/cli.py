@@ -32,8 +32,8 @@ def _model_flags() -> argparse.ArgumentParser:
     g.add_argument("--regions", action="store_true",
                    help="region consensus: make each closed region agree with its confident majority")
     g.add_argument("--no-flat-background", dest="flat_background", action="store_false",
-                   help="leave the network's alpha as it is on a flat background (by default the "
-                        "background-coloured pixels that reach the picture's border are made transparent)")
+                   help="leave the network's alpha as it is on a flat background (by default the page's "
+                        "own pixels are made transparent and the edge pixels beside it follow their colour)")
     return p
 
 

@@ -1,4 +1,4 @@
-"""Flat backgrounds: the page's pixels that reach the picture's border are transparent.
+"""Flat backgrounds: the page's own pixels are transparent, the edge beside it follows its colour.
 
 A character on a plain page (white, black, a flat colour; a PNG or a good JPEG) has a
 background that can be read exactly: a pixel of the page's colour that connects to the

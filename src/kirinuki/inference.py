@@ -94,8 +94,9 @@ class Matter:
     the network time; see docs/ablation.md for what it gains). regions: region consensus,
     each closed region of the picture made to agree with its confident majority (see
     :func:`kirinuki.regions.region_consensus` and docs/ablation.md). flat_background: on a
-    picture with a flat background, make the background-coloured pixels that reach the border
-    transparent (:mod:`kirinuki.flat_background`; on by default, a no-op elsewhere).
+    picture with a flat background, make the page's own pixels transparent and the edge pixels
+    beside it follow their colour (:mod:`kirinuki.flat_background`; on by default, a no-op
+    elsewhere).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
