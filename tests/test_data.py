@@ -167,9 +167,10 @@ def test_line_art_and_flat_colour_keep_the_alpha(library):
     assert len(np.unique(_opaque_straight_colours(cut), axis=0)) > 8
 
 
-@pytest.mark.parametrize("switch", ["p_shadow", "p_drawn", "p_pattern"])
+@pytest.mark.parametrize("switch", ["p_shadow", "p_drawn", "p_pattern", "p_backdrop"])
 def test_background_additions_never_touch_the_target(library, switch):
-    """A shadow, drawn shapes or a pattern change the background only: alpha and colour layer stay."""
+    """A shadow, drawn shapes, a pattern or a painted-in character change the background
+    only: alpha and colour layer stay."""
     base = rich_config(p_empty=0.0, p_two=0.0, bg_white=1, bg_light=0, bg_dark=0, bg_black=0,
                        bg_flat=0, bg_scene=0, bg_hard=0)
     plain, added = SampleMaker(library, base), SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0}))
@@ -183,6 +184,20 @@ def test_background_additions_never_touch_the_target(library, switch):
         if switch == "p_shadow":
             assert (bg1 <= bg0).all()  # a shadow only darkens
     assert changed == 6
+
+
+def test_a_backdrop_character_is_a_close_up_the_frame_cuts(library):
+    """The painted-in character covers a good part of the background and runs off its edge,
+    as title screens' characters do."""
+    cfg = rich_config(p_backdrop=1.0)
+    maker = SampleMaker(library, cfg)
+    white = np.full((96, 96, 3), 255, np.uint8)
+    for i in range(8):
+        painted = np.any(maker._paint_over(np.random.default_rng([9, i]), white) != white, axis=2)
+        assert painted.mean() > 0.05
+        assert painted[0].any() or painted[-1].any() or painted[:, 0].any() or painted[:, -1].any()
+    again = lambda: maker._paint_over(np.random.default_rng([9, 0]), white)
+    np.testing.assert_array_equal(again(), again())
 
 
 def test_patterns_repeat_across_the_picture():

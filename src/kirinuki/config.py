@@ -101,6 +101,7 @@ class DataConfig:
     p_shadow: float = 0.0             # a soft drop shadow of the characters
     p_drawn: float = 0.0              # drawn shapes, outlines and text painted over it
     p_pattern: float = 0.0            # a tiled pattern (dots, stripes, checks) over part of it
+    p_backdrop: float = 0.0           # another character painted into it (a title screen's)
     # Degradations of the composite, each with its probability.
     p_jpeg: float = 0.0
     jpeg_quality: tuple[int, int] = (40, 95)

@@ -37,15 +37,18 @@ character redrawn as line art or in a few flat colours (``p_lineart``, ``p_flatc
 several overlapping characters (``p_two`` with ``max_characters``), a soft drop shadow cast
 on the background (``p_shadow``: the shadow is background, alpha excludes it), and drawn
 shapes, outlines and text painted over the background (``p_drawn``: "drawn" must not mean
-"foreground"), and a tiled pattern of dots, stripes or checks over part of it (``p_pattern``:
-the polka dots and stripes of illustrations' backdrops and games' menu screens).
+"foreground"), a tiled pattern of dots, stripes or checks over part of it (``p_pattern``:
+the polka dots and stripes of illustrations' backdrops and games' menu screens), and another
+character painted into the background art, a close-up the frame cuts, with a light sticker
+outline half of the time (``p_backdrop``: the drawn characters of games' title and menu
+screens are background to the character cut out in front of them).
 """
 
 from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -417,13 +420,33 @@ class SampleMaker:
         return layers, effects, np.require(bg, requirements=["C", "W"])
 
     def _paint_over(self, rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
-        """The background art's additions, each with its probability: a tiled pattern, then
-        drawn shapes and text."""
+        """The background art's additions, each with its probability: a tiled pattern, a
+        character painted into it, then drawn shapes and text."""
         if self.cfg.p_pattern and rng.random() < self.cfg.p_pattern:
             bg = paint_pattern(bg, rng)
+        if self.cfg.p_backdrop and rng.random() < self.cfg.p_backdrop:
+            bg = self._backdrop(rng, bg)
         if self.cfg.p_drawn and rng.random() < self.cfg.p_drawn:
             bg = draw_over(bg, rng)
         return bg
+
+    def _backdrop(self, rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
+        """``bg`` with a character painted into it as title screens show one: a close-up
+        the frame cuts (``cutoff_zoom``), half of the time on a light outline a few pixels
+        wide (the sticker edge of such art)."""
+        cut = self._pick_cutout(rng)
+        size = bg.shape[0]
+        at = draw_placement(rng, replace(self.cfg, p_cutoff=1.0), cut.shape[1], cut.shape[0], size)
+        fp, alpha = place_cutout(cut, at, size)
+        out = bg.astype(np.float32) / 255.0
+        if rng.random() < 0.5:
+            width = int(rng.integers(1, max(2, size // 64) + 1))
+            mask = Image.fromarray(np.rint(alpha * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * width + 1))
+            edge = np.asarray(mask, np.float32)[..., None] / 255.0
+            light = rng.integers(200, 256, 3).astype(np.float32) / 255.0
+            out = edge * light + (1.0 - edge) * out
+        out = fp + (1.0 - alpha[..., None]) * out
+        return np.rint(out * 255).astype(np.uint8)
 
     @property
     def slots(self) -> int:
