@@ -6,8 +6,9 @@ The clearing runs on the full-size picture and alpha (:mod:`kirinuki.flat_backgr
 its cost grows with the pixels. Prints, per size, the median of: the clearing alone on the
 white-page sample (a flat background, the case where it does its work) and on the same
 picture multiplied by a tint (a tinted page, where it also looks for page-coloured pieces the
-border does not reach), and the whole alpha with the clearing against the same without it. On a picture without a flat background (the
-meadow sample) it stops after reading the border and costs nothing measurable.
+border does not reach), and the whole alpha with the clearing against the same without it.
+On a picture without a flat background (the meadow sample) it stops after reading the border
+and costs nothing measurable.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def main() -> None:
         t_tinted = median_time(lambda: clear_flat_background(tinted, alpha), args.repeats)
         t_alone = median_time(lambda: alone.predict_alpha(rgb), args.repeats)
         t_with = median_time(lambda: cleared.predict_alpha(rgb), args.repeats)
-        print(f"{size}x{size}: clearing {t_clear:.3f} s (tinted page {t_tinted:.3f} s); alpha {t_alone:.3f} s, with the clearing "
-              f"{t_with:.3f} s (+{t_with - t_alone:.3f} s)")
+        print(f"{size}x{size}: clearing {t_clear:.3f} s (tinted page {t_tinted:.3f} s); alpha {t_alone:.3f} s, "
+              f"with the clearing {t_with:.3f} s (+{t_with - t_alone:.3f} s)")
 
 
 if __name__ == "__main__":
