@@ -139,3 +139,19 @@ def test_region_consensus_makes_a_region_agree_with_its_confident_majority():
     # where no region is confident either way, nothing changes
     unsure = np.full_like(alpha, 0.5)
     np.testing.assert_array_equal(region_consensus(unsure, rgb), unsure)
+
+
+def test_a_kept_part_of_a_tinted_page_s_colour_keeps_its_border():
+    """A small outlined part of exactly a tinted page's colour is what the flat-background
+    clearing takes as closed-off page; after a keep click on it the whole part is opaque,
+    its border pixels included, not only its inside."""
+    page = (170, 200, 235)
+    im = Image.new("RGB", (200, 240), page)
+    d = ImageDraw.Draw(im)
+    d.rectangle((50, 40, 130, 220), fill=(200, 40, 60), outline="black", width=3)
+    d.rectangle((128, 96, 150, 115), fill=page, outline="black", width=3)  # a bow on the body's side
+    picture = np.asarray(im)
+    inside = (slice(99, 113), slice(131, 148))
+    after = kirinuki.predict_alpha(picture, keep=[(140, 105)])
+    assert after[inside].min() > 0.9
+    assert after[:, 160:].max() < 0.1  # the page itself stays page

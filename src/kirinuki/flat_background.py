@@ -148,16 +148,19 @@ def _soften_ring(rgb: np.ndarray, colour: np.ndarray, page: np.ndarray, alpha: n
     alpha[ys, xs] = current - SOFTEN * np.maximum(current - share, 0.0)
 
 
-def clear_flat_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def clear_flat_background(rgb: np.ndarray, alpha: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
     """``alpha`` (HxW float32 in [0, 1]) with the flat page of ``rgb`` (HxWx3 uint8, the same
     size) made transparent, as the module describes; the input alpha itself when the picture
-    has no flat background. Never changes ``alpha`` in place."""
+    has no flat background. keep: HxW bool, pixels that are never page (the regions a person
+    kept by a click), nor reached through. Never changes ``alpha`` in place."""
     if rgb.shape[:2] != alpha.shape:
         raise ValueError(f"picture {rgb.shape[:2]} and alpha {alpha.shape} differ in size")
     colour = page_colour(rgb)
     if colour is None:
         return alpha
     near = _near(rgb, colour)
+    if keep is not None:
+        near &= ~keep
     pieces, count = ndimage.label(near)
     edge_pieces = _border(pieces)
     is_page = np.zeros(count + 1, bool)

@@ -28,7 +28,7 @@ from .errors import ModelError
 from .flat_background import clear_flat_background
 from .guided import guided_upsample
 from .imaging import as_rgb_array, longest_side, to_float
-from .regions import MAX_POINTS, apply_points, hold_edits, region_consensus
+from .regions import MAX_POINTS, apply_points, hold_edits, kept_regions, region_consensus
 from .runtimes import module_runner, onnx_runner
 
 __all__ = ["Matter", "ModelInfo", "prepare_input", "to_network_input", "restore_size", "check_points"]
@@ -172,7 +172,7 @@ class Matter:
             alpha, edits = apply_points(alpha, guide, scale(keep), scale(drop))
         alpha = restore_size(alpha, guide, rgb)
         if self.flat_background:
-            alpha = clear_flat_background(rgb, alpha)
+            alpha = clear_flat_background(rgb, alpha, None if edits is None else kept_regions(edits, alpha.shape))
         # The person's keep and drop clicks have the last word.
         return alpha if edits is None else hold_edits(alpha, edits)
 

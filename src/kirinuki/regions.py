@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["region_map", "select_region", "apply_points", "hold_edits", "region_consensus", "parse_points", "MAX_POINTS", "DEFAULT_TOLERANCE"]
+__all__ = ["region_map", "select_region", "apply_points", "hold_edits", "kept_regions", "region_consensus", "parse_points", "MAX_POINTS", "DEFAULT_TOLERANCE"]
 
 #: The most keep and drop points one request may carry.
 MAX_POINTS = 32
@@ -128,20 +128,30 @@ def hold_edits(alpha: np.ndarray, edits: np.ndarray) -> np.ndarray:
     """Hold the insides of edited regions (``edits`` at any smaller size, from
     :func:`apply_points`) at exactly 0 or 1 in the full-size ``alpha``; the border pixels of
     each region are left to the refinement, so edges stay soft."""
-    from PIL import Image
-
     from .imaging import binary_dilate
 
     out = alpha.copy()
-    h, w = alpha.shape
     for value in (1.0, 0.0):
         region = edits == value
         if not region.any():
             continue
         inside = ~binary_dilate(~region, 1)  # one working-size pixel in from the border
-        full = np.asarray(Image.fromarray(inside.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) > 0
-        out[full] = value
+        out[_at_size(inside, alpha.shape)] = value
     return out
+
+
+def kept_regions(edits: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The kept regions of ``edits`` (from :func:`apply_points`), borders included, as an HxW
+    bool mask of ``shape``: what the flat-background clearing must not take as page."""
+    return _at_size(edits == 1.0, shape)
+
+
+def _at_size(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A bool mask resized (nearest) to ``shape`` (h, w)."""
+    from PIL import Image
+
+    h, w = shape
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) > 0
 
 
 def region_consensus(alpha: np.ndarray, image: np.ndarray, share: float = 0.8) -> np.ndarray:
