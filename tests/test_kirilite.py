@@ -12,7 +12,8 @@ from skimage import data
 from conftest import tiny_overrides
 from kirinuki.config import load_config
 from kirinuki.models import create_model
-from kirinuki.models.kirilite import EfficientNetLite0, load_lite0_state, pretrained_lite0_file
+from kirinuki.models.kirilite import FOREGROUND_SHARE, EfficientNetLite0, load_lite0_state, pretrained_lite0_file
+from kirinuki.samples import sample_paths
 from kirinuki.train import train
 
 SMALL = {"decoder": [16, 12, 8, 8, 8], "head": 4}
@@ -82,6 +83,20 @@ def test_a_new_run_starts_from_the_imagenet_weights(tiny_data, tmp_path, lite0_s
     # One small step of AdamW moves each weight by about lr; random weights would be far off.
     assert torch.allclose(stem, lite0_state["_conv_stem.weight"], atol=5 * cfg.optim.lr)
     assert not torch.allclose(stem, lite0_state["_conv_stem.weight"], atol=0)
+
+
+def test_a_new_network_starts_from_the_foreground_share_not_one_half(lite0_state):
+    """Before any training the network answers about FOREGROUND_SHARE everywhere (not 0.5,
+    from which a run can trap its head: see the model's docstring)."""
+    picture = torch.from_numpy(np.asarray(Image.open(sample_paths()[0]).convert("RGB").resize((224, 320))))
+    picture = picture.permute(2, 0, 1)[None].float() / 255
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = create_model("kirilite")
+        model.encoder.load_state_dict({k: lite0_state[k] for k in model.encoder.state_dict()})
+        with torch.no_grad():
+            alpha = model.eval()(picture)
+        assert abs(float(alpha.mean()) - FOREGROUND_SHARE) < 0.05
 
 
 def test_encoder_learning_rate_share(tiny_data, tmp_path, lite0_state):

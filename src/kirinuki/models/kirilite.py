@@ -21,6 +21,7 @@ weights at the same 5,000 composites).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,6 +39,9 @@ LITE0_STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40)
 # 1/16 (112), 1/32 (320 channels).
 LITE0_TAPS = (0, 2, 4, 10, 15)
 LITE0_TAP_CHANNELS = (16, 24, 40, 112, 320)
+#: The share of foreground pixels in the training composites (the lite preset's: 0.205), the
+#: output a new network starts from.
+FOREGROUND_SHARE = 0.2
 _BN = {"eps": 1e-3, "momentum": 0.01}  # TensorFlow's batch-norm settings, as trained
 
 
@@ -142,6 +146,11 @@ class KiriLite(AlphaNet):
             for i in range(1, len(decoder)))
         self.to_full = nn.Conv2d(decoder[-1], 4 * head, 1)
         self.head = nn.Sequential(conv_bn_relu(head + 3, head), nn.Conv2d(head, 1, 3, padding=1))
+        # Start from the answer "background, as often as in the training composites" rather
+        # than 0.5 everywhere: from 0.5, the first steps' push towards background can turn
+        # every head channel's output weight negative, after which no pixel can rise above
+        # about 0.5 and the run stalls (docs/ablation.md, "The trapped head").
+        nn.init.constant_(self.head[-1].bias, math.log(FOREGROUND_SHARE / (1 - FOREGROUND_SHARE)))
 
     def logits(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         taps = self.encoder(x)
