@@ -88,7 +88,7 @@ def test_a_new_run_starts_from_the_imagenet_weights(tiny_data, tmp_path, lite0_s
 def test_a_new_network_starts_from_the_foreground_share_not_one_half(lite0_state):
     """Before any training the network answers about FOREGROUND_SHARE everywhere (not 0.5,
     from which a run can trap its head: see the model's docstring)."""
-    picture = torch.from_numpy(np.asarray(Image.open(sample_paths()[0]).convert("RGB").resize((224, 320))))
+    picture = torch.from_numpy(np.array(Image.open(sample_paths()[0]).convert("RGB").resize((224, 320))))
     picture = picture.permute(2, 0, 1)[None].float() / 255
     for seed in range(3):
         torch.manual_seed(seed)
