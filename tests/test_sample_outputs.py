@@ -7,7 +7,7 @@ its kernels by the instruction set), which moves a few alpha values by one level
 the test holds each cutout's alpha to the recorded one within ``ALPHA_LEVELS`` on every pixel
 and lets at most ``ALPHA_SHARE`` of the pixels differ at all, and its colour (premultiplied,
 averaged over 4x4 blocks) to the recorded within ``COLOUR_LEVELS``. Noise of 3e-6 added to
-the network's output moves 0.002-0.006 % of the alpha values by one level; changing the
+the network's output moves 0.001-0.006 % of the alpha values by one level; changing the
 flat-background clearing's ring from half to 0.45 of the way moves far more.
 
 The recorded files (``tests/recorded/``) belong to one bundled model. Bundling a new model,
