@@ -60,7 +60,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from .backgrounds import flat_colour
 from .config import DataConfig
 from .errors import DataError
-from .imaging import BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, find_images, longest_side
+from .imaging import (BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, composite, composite_premultiplied, find_images,
+                      longest_side)
 
 __all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
            "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "cast_shadows", "draw_shadow", "draw_over", "paint_pattern",
@@ -442,10 +443,10 @@ class SampleMaker:
         if rng.random() < 0.5:
             width = int(rng.integers(1, max(2, size // 64) + 1))
             mask = Image.fromarray(np.rint(alpha * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * width + 1))
-            edge = np.asarray(mask, np.float32)[..., None] / 255.0
+            edge = np.asarray(mask, np.float32) / 255.0
             light = rng.integers(200, 256, 3).astype(np.float32) / 255.0
-            out = edge * light + (1.0 - edge) * out
-        out = fp + (1.0 - alpha[..., None]) * out
+            out = composite(light, edge, out)
+        out = composite_premultiplied(fp, alpha, out)
         return np.rint(out * 255).astype(np.uint8)
 
     @property
