@@ -175,9 +175,20 @@ class TrainConfig:
     val_images: int = 16              # validation cutouts, evenly spaced through the folder
     val_sizes: tuple[int, ...] = (256, 512)
     val_seed: int = 1234              # the validation composites' seed (fixed across runs)
+    # Before each validation, replace the BatchNorm running statistics of the weights scored
+    # (and saved) with their average over this many training composites at the working size
+    # (kirinuki.batchnorm; 0: keep the running statistics as training left them).
+    val_bn_refresh: int = 0
     ckpt_every: int = 200
     log_every: int = 10
     device: str = "auto"              # auto | cpu | cuda
+
+    def __post_init__(self) -> None:
+        if self.val_bn_refresh < 0:
+            raise ValueError(f"val_bn_refresh {self.val_bn_refresh!r}: a number of composites (0: off)")
+        if self.val_bn_refresh and self.optim.freeze_pretrained_bn:
+            raise ValueError("val_bn_refresh would replace the statistics optim.freeze_pretrained_bn holds: "
+                             "use one or the other")
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

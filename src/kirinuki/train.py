@@ -15,6 +15,7 @@ therefore continues exactly as if it had not stopped.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import signal
@@ -24,7 +25,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ._version import __version__
+from .batchnorm import refresh_batchnorm, statistics_pictures
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LossConfig, OptimConfig, TrainConfig, config_to_dict
 from .errors import DataError
@@ -385,8 +387,10 @@ class _Keeper:
     """What a run writes: logs, validation scores, ``best.pt`` (the best validation score
     over the whole run, resumes included) and ``last.pt``, all from the main process."""
 
-    def __init__(self, cfg: TrainConfig, run: _Run, procs: _Processes, out_dir: Path, val_cases: list) -> None:
+    def __init__(self, cfg: TrainConfig, run: _Run, procs: _Processes, out_dir: Path, val_cases: list,
+                 statistics: Callable[[], Iterable[torch.Tensor]] | None = None) -> None:
         self.cfg, self.run, self.procs, self.out_dir, self.val_cases = cfg, run, procs, out_dir, val_cases
+        self.statistics = statistics  # the pictures BatchNorm statistics are refreshed from
         state = run.state
         self.metrics: dict[str, float] = dict(state.get("metrics", {})) if state else {}
         # The latest score is not the best one: seeding from it would let a worse model
@@ -418,6 +422,9 @@ class _Keeper:
             _append_csv(out / "train_log.csv", {"step": step, "seconds": round(self.elapsed(), 2), "lr": lr,
                                                 "loss": loss, **parts, "images_per_s": round(rate, 2)})
         if self.val_cases and cfg.val_every and step % cfg.val_every == 0:
+            if self.statistics is not None:
+                for model in {id(m): m for m in (self.run.scored, self.run.model)}.values():
+                    refresh_batchnorm(model, self.statistics())
             self.metrics = _validate(self.run.scored, cfg, self.val_cases, self.procs.device)
             raw = {} if self.run.ema is None else {
                 f"raw/{k}": v for k, v in _validate(self.run.model, cfg, self.val_cases, self.procs.device).items()}
@@ -457,7 +464,14 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
         torch.backends.cudnn.allow_tf32 = True
     run = _build_model(cfg, procs, resume, init_from)
     library, sampler, batches = _build_data(cfg, data_root, procs, run.start_step)
-    keeper = _Keeper(cfg, run, procs, out_dir, _validation_cases(cfg, val_root, val_backgrounds) if procs.main else [])
+    statistics = None
+    if cfg.val_bn_refresh:
+        if procs.world > 1:  # only the main process validates; synchronised BatchNorm would wait for the rest
+            raise ValueError("val_bn_refresh: a single-process run only")
+        size = cfg.model.work_size or max(cfg.sizes)
+        statistics = functools.partial(statistics_pictures, cfg, library, cfg.val_bn_refresh, size, procs.device)
+    keeper = _Keeper(cfg, run, procs, out_dir, _validation_cases(cfg, val_root, val_backgrounds) if procs.main else [],
+                     statistics)
     if procs.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         print(f"kirinuki train: {cfg.model.name} ({count_parameters(run.model) / 1e6:.2f} M parameters) on "
