@@ -93,10 +93,11 @@ def test_statistics_pictures_are_fixed_and_not_the_runs_samples(tiny_data):
 
 def test_a_run_saves_the_refreshed_statistics_it_validated(tiny_data, tmp_path):
     """With val_bn_refresh the weights validated and saved carry the statistics of the fixed
-    composites (raw and averaged weights both); the learned weights are the same as without."""
+    composites at the training canvas (raw and averaged weights both); the learned weights
+    are the same as without."""
     def run(out, refresh):
         cfg = load_config("default", overrides=tiny_overrides(
-            steps=2, val_every=2, val_bn_refresh=refresh, optim={"lr": 1e-2, "ema": 0.5}))
+            steps=2, val_every=2, val_bn_refresh=refresh, sizes=[48], optim={"lr": 1e-2, "ema": 0.5}))
         train(cfg, tiny_data, tmp_path / out, val_root=tiny_data / "val", progress=False)
         return cfg, load_checkpoint(tmp_path / out / "best.pt")
 
@@ -105,7 +106,8 @@ def test_a_run_saves_the_refreshed_statistics_it_validated(tiny_data, tmp_path):
     library = CutoutLibrary.load(tiny_data, cfg.data)
     for key in ("model", "train_model"):
         expected = model_from_checkpoint({**off, "model": off[key]})
-        refresh_batchnorm(expected, statistics_pictures(cfg, library, 6, 64, torch.device("cpu")))
+        # at the training canvas (48), not the working size (64)
+        refresh_batchnorm(expected, statistics_pictures(cfg, library, 6, 48, torch.device("cpu")))
         stats = [k for k in on[key] if "running" in k]
         assert stats
         for k, v in on[key].items():

@@ -1,13 +1,13 @@
 """Recompute a checkpoint's BatchNorm statistics from its own recipe's training composites.
 
     python tools/refresh_batchnorm.py src/kirinuki/weights/quality.pt runs/quality-bn.pt \
-        --data ../shared/data [--samples 320] [--size 512]
+        --data ../shared/data [--samples 320] [--size 320]
 
 Writes a copy of the checkpoint whose ``model`` weights keep every learned parameter and carry
 BatchNorm running statistics taken as the plain average over ``--samples`` composites of the
-checkpoint's training recipe (its config), at ``--size`` px (default: its working size). The
-input is never overwritten. Score the copy with ``kirinuki evaluate --model OUT`` before
-bundling it.
+checkpoint's training recipe (its config), at ``--size`` px (default: the recipe's largest
+training canvas, where the statistics were learned). The input is never overwritten. Score
+the copy with ``kirinuki evaluate --model OUT`` before bundling it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", required=True, help="the training data root (cutouts and backgrounds)")
     ap.add_argument("--samples", type=int, default=320)
-    ap.add_argument("--size", type=int, default=0, help="canvas side; 0: the checkpoint's working size")
+    ap.add_argument("--size", type=int, default=0, help="canvas side; 0: the recipe's largest training canvas")
     ap.add_argument("--seed", type=int, default=None, help="the composites' seed; default: the recipe's")
     args = ap.parse_args()
     if args.out.resolve() == args.checkpoint.resolve():
@@ -40,7 +40,7 @@ def main() -> None:
     cfg = config_from_dict(state["config"])
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, seed=args.seed)
-    size = args.size or state.get("work_size") or max(cfg.sizes)
+    size = args.size or max(cfg.sizes)
     model = model_from_checkpoint(state)
     library = CutoutLibrary.load(args.data, cfg.data)
     layers = refresh_batchnorm(model, statistics_pictures(cfg, library, args.samples, size, torch.device("cpu")))

@@ -176,8 +176,9 @@ class TrainConfig:
     val_sizes: tuple[int, ...] = (256, 512)
     val_seed: int = 1234              # the validation composites' seed (fixed across runs)
     # Before each validation, replace the BatchNorm running statistics of the weights scored
-    # (and saved) with their average over this many training composites at the working size
-    # (kirinuki.batchnorm; 0: keep the running statistics as training left them).
+    # (and saved) with their average over this many training composites at the largest
+    # training canvas (kirinuki.batchnorm; 0: keep the running statistics as training left
+    # them). For a run's early validations: see docs/ablation.md.
     val_bn_refresh: int = 0
     ckpt_every: int = 200
     log_every: int = 10

@@ -468,8 +468,8 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     if cfg.val_bn_refresh:
         if procs.world > 1:  # only the main process validates; synchronised BatchNorm would wait for the rest
             raise ValueError("val_bn_refresh: a single-process run only")
-        size = cfg.model.work_size or max(cfg.sizes)
-        statistics = functools.partial(statistics_pictures, cfg, library, cfg.val_bn_refresh, size, procs.device)
+        statistics = functools.partial(statistics_pictures, cfg, library, cfg.val_bn_refresh, max(cfg.sizes),
+                                       procs.device)
     keeper = _Keeper(cfg, run, procs, out_dir, _validation_cases(cfg, val_root, val_backgrounds) if procs.main else [],
                      statistics)
     if procs.main:
