@@ -123,3 +123,29 @@ def test_refresh_and_held_statistics_exclude_each_other():
         load_config("lite", overrides=[{"val_bn_refresh": 8, "optim": {"freeze_pretrained_bn": True}}])
     with pytest.raises(ValueError, match="val_bn_refresh"):
         load_config("default", overrides=[{"val_bn_refresh": -1}])
+
+
+def test_the_tool_refreshes_a_copy_of_a_checkpoint(tiny_data, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = load_config("default", overrides=tiny_overrides(steps=2, sizes=[48]))
+    train(cfg, tiny_data, tmp_path, progress=False)
+    source = tmp_path / "last.pt"
+    before = source.read_bytes()
+    tool = [sys.executable, str(Path(__file__).resolve().parents[1] / "tools" / "refresh_batchnorm.py")]
+    done = subprocess.run([*tool, str(source), str(tmp_path / "out.pt"), "--data", str(tiny_data), "--samples", "6"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert source.read_bytes() == before
+    state, out = load_checkpoint(source), load_checkpoint(tmp_path / "out.pt")
+    assert "optimizer" not in out and out["batchnorm_refresh"] == {"samples": 6, "size": 48, "seed": cfg.seed}
+    expected = model_from_checkpoint(state)
+    refresh_batchnorm(expected, statistics_pictures(cfg, CutoutLibrary.load(tiny_data, cfg.data), 6, 48,
+                                                    torch.device("cpu")))
+    for k, v in out["model"].items():
+        assert torch.allclose(v.float(), expected.state_dict()[k].float(), atol=1e-5), k
+    refused = subprocess.run([*tool, str(source), str(source), "--data", str(tiny_data)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "overwrite" in refused.stderr
+    assert source.read_bytes() == before
