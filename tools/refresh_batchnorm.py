@@ -13,7 +13,6 @@ the copy with ``kirinuki evaluate --model OUT`` before bundling it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -32,14 +31,11 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the training data root (cutouts and backgrounds)")
     ap.add_argument("--samples", type=int, default=320)
     ap.add_argument("--size", type=int, default=0, help="canvas side; 0: the recipe's largest training canvas")
-    ap.add_argument("--seed", type=int, default=None, help="the composites' seed; default: the recipe's")
     args = ap.parse_args()
     if args.out.resolve() == args.checkpoint.resolve():
         sys.exit(f"refresh_batchnorm: {args.out}: the output would overwrite the input")
     state = load_checkpoint(args.checkpoint)
     cfg = config_from_dict(state["config"])
-    if args.seed is not None:
-        cfg = dataclasses.replace(cfg, seed=args.seed)
     size = args.size or max(cfg.sizes)
     model = model_from_checkpoint(state)
     library = CutoutLibrary.load(args.data, cfg.data)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Iterator
 
-import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import CompositeDataset, CutoutLibrary, SampleMaker, compose_batch
+from .data import CompositeDataset, CutoutLibrary, SampleMaker, compose_batch, mixed_seed
 
 __all__ = ["refresh_batchnorm", "statistics_pictures"]
 
@@ -69,7 +68,7 @@ def statistics_pictures(cfg: TrainConfig, library: CutoutLibrary, count: int, si
     stream of their own (no training sample is taken from the run), placed on the CPU and
     degraded as in training."""
     maker = SampleMaker(library, dataclasses.replace(cfg.data, placement="cpu"))
-    seed = int(np.random.SeedSequence([cfg.seed & 0xFFFFFFFF, _STREAM]).generate_state(1)[0])
+    seed = mixed_seed(cfg.seed, _STREAM)
     dataset = CompositeDataset(maker, seed)
     generator = torch.Generator(device).manual_seed(seed)
     for first in range(0, count, batch):

@@ -65,9 +65,14 @@ from .imaging import (BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, composite, composite
 
 __all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
            "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "cast_shadows", "draw_shadow", "draw_over", "paint_pattern",
-           "Placement", "draw_placement", "place_cutout", "draw_jitter", "jitter_colours"]
+           "Placement", "draw_placement", "place_cutout", "draw_jitter", "jitter_colours", "mixed_seed"]
 
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
+
+
+def mixed_seed(*values: int) -> int:
+    """One 32-bit seed from several integers (a run's seed and what tags a stream or a step)."""
+    return int(np.random.SeedSequence([v & 0xFFFFFFFF for v in values]).generate_state(1)[0])
 
 
 def _load_cutout(path: Path, max_side: int) -> np.ndarray:

@@ -38,7 +38,7 @@ from .batchnorm import refresh_batchnorm, statistics_pictures
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LossConfig, OptimConfig, TrainConfig, config_to_dict
 from .errors import DataError
-from .data import CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler, compose_batch
+from .data import CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler, compose_batch, mixed_seed
 from .placement import CutoutAtlas, finish_batch
 from .models import AlphaNet, count_parameters, create_model
 from .progress import Progress
@@ -110,10 +110,6 @@ def alpha_loss(pred: torch.Tensor, target: torch.Tensor, cfg: LossConfig) -> tup
                "bce": cfg.bce, "iou": cfg.iou}
     total = sum(weights[k] * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
-
-
-def _seed(*values: int) -> int:
-    return int(np.random.SeedSequence([v & 0xFFFFFFFF for v in values]).generate_state(1)[0])
 
 
 @dataclass
@@ -362,7 +358,7 @@ def _train_step(cfg: TrainConfig, run: _Run, procs: _Processes, batches: Iterato
     total = 0.0
     for j in range(accum):
         fp, alpha, bg = next(batches)
-        g = torch.Generator(procs.device).manual_seed(_seed(cfg.seed, step, procs.rank, j))
+        g = torch.Generator(procs.device).manual_seed(mixed_seed(cfg.seed, step, procs.rank, j))
         x, target = compose_batch(fp, alpha, bg, cfg.data, g)
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -422,9 +418,10 @@ class _Keeper:
             _append_csv(out / "train_log.csv", {"step": step, "seconds": round(self.elapsed(), 2), "lr": lr,
                                                 "loss": loss, **parts, "images_per_s": round(rate, 2)})
         if self.val_cases and cfg.val_every and step % cfg.val_every == 0:
-            if self.statistics is not None:
-                for model in {id(m): m for m in (self.run.scored, self.run.model)}.values():
-                    refresh_batchnorm(model, self.statistics())
+            if self.statistics is not None:  # the same pictures for the average and the raw weights
+                pictures = list(self.statistics())
+                for model in [self.run.scored] + ([self.run.model] if self.run.ema is not None else []):
+                    refresh_batchnorm(model, pictures)
             self.metrics = _validate(self.run.scored, cfg, self.val_cases, self.procs.device)
             raw = {} if self.run.ema is None else {
                 f"raw/{k}": v for k, v in _validate(self.run.model, cfg, self.val_cases, self.procs.device).items()}
