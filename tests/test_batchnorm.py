@@ -1,6 +1,9 @@
 """BatchNorm statistics recomputed from training composites, alone and inside a run."""
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,10 +129,6 @@ def test_refresh_and_held_statistics_exclude_each_other():
 
 
 def test_the_tool_refreshes_a_copy_of_a_checkpoint(tiny_data, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     cfg = load_config("default", overrides=tiny_overrides(steps=2, sizes=[48]))
     train(cfg, tiny_data, tmp_path, progress=False)
     source = tmp_path / "last.pt"
@@ -146,6 +145,8 @@ def test_the_tool_refreshes_a_copy_of_a_checkpoint(tiny_data, tmp_path):
                                                     torch.device("cpu")))
     for k, v in out["model"].items():
         assert torch.allclose(v.float(), expected.state_dict()[k].float(), atol=1e-5), k
+    assert any(not torch.allclose(v.float(), state["model"][k].float())  # the copy's statistics moved
+               for k, v in out["model"].items() if k.endswith("running_mean"))
     refused = subprocess.run([*tool, str(source), str(source), "--data", str(tiny_data)], capture_output=True, text=True)
     assert refused.returncode != 0 and "overwrite" in refused.stderr
     assert source.read_bytes() == before
