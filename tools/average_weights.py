@@ -1,16 +1,17 @@
 """Average the weights of two checkpoints of one architecture (a two-model "soup").
 
-    python tools/average_weights.py runs/J/best.pt src/kirinuki/weights/quality.pt \
-        runs/soup-50.pt --share 0.5
-    python tools/refresh_batchnorm.py runs/soup-50.pt runs/soup-50-bn.pt --data ../shared/data
+    python tools/average_weights.py src/kirinuki/weights/quality.pt runs/J/best.pt \
+        runs/soup.pt --share 0.05
+    kirinuki evaluate --model runs/soup.pt --data ../shared/data/val/anime ...
 
 Two networks fine-tuned from the same pretrained weights often lie in one basin, where the
 straight line between them scores as well as either end or better (Wortsman et al., "Model
 soups", 2022). The copy holds ``(1 - share) * FIRST + share * SECOND`` for every floating-point
-tensor of the ``model`` weights; the first checkpoint gives everything else (its recipe, its
-step counters). BatchNorm running statistics averaged this way belong to neither network:
-recompute them with tools/refresh_batchnorm.py before scoring the copy with
-``kirinuki evaluate --model OUT``. The inputs are never overwritten.
+tensor of the ``model`` weights, BatchNorm running statistics included; the first checkpoint
+gives everything else (its recipe, its step counters). Averaged statistics belong to neither
+network, yet on kirilite they scored better than statistics recomputed after averaging
+(tools/refresh_batchnorm.py; docs/ablation.md, "F and J averaged"): score both when in doubt.
+A third network joins by averaging the copy with it. The inputs are never overwritten.
 """
 
 from __future__ import annotations
