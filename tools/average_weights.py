@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from kirinuki.checkpoint import load_checkpoint, save_checkpoint
+from kirinuki.checkpoint import load_checkpoint, save_checkpoint, without_training_state
 
 
 def average_weights(first: dict, second: dict, share: float) -> dict:
@@ -45,8 +45,7 @@ def average_weights(first: dict, second: dict, share: float) -> dict:
             averaged[key] = torch.lerp(tensor, b[key].to(tensor.dtype), share)
         else:
             averaged[key] = tensor.clone()
-    state = {k: v for k, v in first.items() if k not in ("optimizer", "train_model", "model")}
-    state["model"] = averaged
+    state = {**without_training_state(first), "model": averaged}
     state["weight_average"] = {"share_of_second": share,
                                "first": {"step": first.get("step"), "name": first.get("name")},
                                "second": {"step": second.get("step"), "name": second.get("name")}}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from kirinuki.checkpoint import load_checkpoint, save_checkpoint
+from kirinuki.checkpoint import load_checkpoint, save_checkpoint, without_training_state
 from kirinuki.export import export_checkpoint, parity_images
 from kirinuki.bundled import sha256_file
 
@@ -34,7 +34,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "kirinuki" / "weights"
 def bundle(checkpoint: Path, slot: str, version: str, name: str, weights: Path = WEIGHTS,
            report: Path | None = None, history: str | None = None, tolerance: float = 1e-3) -> dict:
     state = load_checkpoint(checkpoint)
-    slim = {k: v for k, v in state.items() if k not in ("optimizer", "train_model", "format", "format_version")}
+    slim = {k: v for k, v in without_training_state(state).items() if k not in ("format", "format_version")}
     slim["name"] = name
     weights.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{slot}-staging-", dir=weights))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from kirinuki.batchnorm import refresh_batchnorm, statistics_pictures
-from kirinuki.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from kirinuki.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, without_training_state
 from kirinuki.config import config_from_dict
 from kirinuki.data import CutoutLibrary
 
@@ -40,7 +40,7 @@ def main() -> None:
     model = model_from_checkpoint(state)
     library = CutoutLibrary.load(args.data, cfg.data)
     layers = refresh_batchnorm(model, statistics_pictures(cfg, library, args.samples, size, torch.device("cpu")))
-    state = {k: v for k, v in state.items() if k not in ("optimizer", "train_model")}
+    state = without_training_state(state)
     state["model"] = model.state_dict()
     state["batchnorm_refresh"] = {"samples": args.samples, "size": size, "seed": cfg.seed}
     args.out.parent.mkdir(parents=True, exist_ok=True)

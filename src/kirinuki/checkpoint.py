@@ -41,6 +41,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def without_training_state(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` without what only training goes on from (the optimiser state, and the raw
+    weights beside a moving average): what a bundled or derived checkpoint keeps."""
+    return {k: v for k, v in state.items() if k not in ("optimizer", "train_model")}
+
+
 def model_from_checkpoint(state: dict[str, Any]) -> AlphaNet:
     """Rebuild the network a checkpoint describes and load its weights (eval mode, CPU)."""
     model = create_model(state["arch"], **state["arch_args"])
