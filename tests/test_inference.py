@@ -17,12 +17,23 @@ def tiny_checkpoint(tiny_checkpoint_path):
     return tiny_checkpoint_path
 
 
-def test_box_mean_matches_a_direct_window_mean(rng):
-    a = rng.random((7, 9)).astype(np.float32)
-    got = box_mean(a, 1)
-    y, x = 3, 0
-    np.testing.assert_allclose(got[y, x], a[y - 1:y + 2, 0:2].mean(), rtol=1e-5)
-    np.testing.assert_allclose(got[3, 4], a[2:5, 3:6].mean(), rtol=1e-5)
+def _direct_window_mean(a: np.ndarray, r: int) -> np.ndarray:
+    out = np.empty(a.shape, np.float64)
+    for y in range(a.shape[0]):
+        for x in range(a.shape[1]):
+            out[y, x] = a[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].mean(axis=(0, 1))
+    return out
+
+
+@pytest.mark.parametrize("shape, r", [((7, 9), 1), ((7, 9), 2), ((5, 3), 4), ((1, 8), 2),
+                                      ((9, 6, 13), 2), ((260, 256, 5), 2), ((20, 17, 3), 16)])
+def test_box_mean_matches_a_direct_window_mean(rng, shape, r):
+    """Every pixel, the window clipped at the borders (on both sides where it is wider than
+    the picture), planes and stacks of channels (the large one runs on threads in blocks)."""
+    a = rng.random(shape).astype(np.float32)
+    got = box_mean(a, r)
+    assert got.dtype == np.float32 and got.shape == a.shape
+    np.testing.assert_allclose(got, _direct_window_mean(a, r), rtol=1e-5, atol=1e-6)
 
 
 def test_bilinear_rows_in_strips_equals_whole(rng):

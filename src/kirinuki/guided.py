@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 from PIL import Image
+from scipy.ndimage import uniform_filter1d
 
 from .imaging import edge_band
 
@@ -32,51 +33,61 @@ GUIDED_RADIUS = 2
 GUIDED_EPS = 1e-3
 
 
-def _window_sums(x: np.ndarray, r: int) -> np.ndarray:
-    """Means over ``2r+1`` rows (clipped to the array) down axis 0 of a 2-D array, in float64."""
-    n = x.shape[0]
-    c = np.empty((n + 1, x.shape[1]), np.float64)
-    c[0] = 0
-    np.cumsum(x, axis=0, out=c[1:])
+def _edge_scale(n: int, r: int) -> np.ndarray:
+    """Per position along an axis of length ``n``: the window's full length over the length of
+    the part inside the array, which turns a zero-padded window mean into the clipped one."""
     i = np.arange(n)
-    hi, lo = np.minimum(i + r + 1, n), np.maximum(i - r, 0)
-    out = c[hi]
-    out -= c[lo]
-    out /= (hi - lo)[:, None]
+    return ((2 * r + 1) / (np.minimum(i + r + 1, n) - np.maximum(i - r, 0))).astype(np.float32)
+
+
+def _box_block(a: np.ndarray, r: int, axes: tuple[int, int]) -> np.ndarray:
+    """Clipped window means over the two ``axes`` of ``a``: SciPy's running-sum filter down
+    each axis (in double precision inside, float32 out), the zero padding rescaled."""
+    out = a
+    for axis in axes:
+        out = uniform_filter1d(out, 2 * r + 1, axis=axis, mode="constant", output=np.float32)
+        shape = [1] * a.ndim
+        shape[axis] = -1
+        out *= _edge_scale(a.shape[axis], r).reshape(shape)
     return out
 
 
-def _box_plane(p: np.ndarray, r: int) -> np.ndarray:
-    down = _window_sums(p, r)
-    return _window_sums(np.ascontiguousarray(down.T), r).T.astype(np.float32)
+def _box_channels(a: np.ndarray, r: int, channel_axis: int) -> np.ndarray:
+    """:func:`_box_block` over the other two axes of a 3-D array, blocks of channels on one
+    thread per core when the planes are large (SciPy releases the interpreter lock)."""
+    axes = tuple(k for k in range(3) if k != channel_axis)
+    n = a.shape[channel_axis]
+    if a.shape[axes[0]] * a.shape[axes[1]] < 65536 or n == 1:
+        return _box_block(a, r, axes)
+    out = np.empty(a.shape, np.float32)
+
+    def one(channels: np.ndarray) -> None:
+        part = (slice(None),) * channel_axis + (slice(int(channels[0]), int(channels[-1]) + 1),)
+        out[part] = _box_block(a[part], r, axes)
+    on_threads(one, np.array_split(np.arange(n), min(n, _thread_count())))
+    return out
 
 
 def box_mean(a: np.ndarray, r: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window clipped to the image, for HxW or HxWxC float arrays
-    (float32 out). Channels run on one thread per core: numpy releases the interpreter lock."""
-    if a.ndim == 2:
-        return _box_plane(a, r)
-    out = np.empty(a.shape, np.float32)
-
-    def one(c: int) -> None:
-        out[..., c] = _box_plane(a[..., c], r)
-    on_threads(one, range(a.shape[2]), serial=a.shape[0] * a.shape[1] < 65536)
-    return out
+    (float32 out)."""
+    return _box_block(a, r, (0, 1)) if a.ndim == 2 else _box_channels(a, r, 2)
 
 
-def _solve_sym3(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _solve_sym3(m: list[np.ndarray], v: np.ndarray) -> np.ndarray:
     """Solve ``m x = v`` for a field of symmetric 3x3 systems by the adjugate (closed form).
 
-    m: ...x6 as (xx, xy, xz, yy, yz, zz); v: ...x3. Much faster than a batched LAPACK call
-    for millions of tiny systems; safe here because eps keeps every m well conditioned.
+    m: six planes (xx, xy, xz, yy, yz, zz); v: 3 x ... (the right-hand side's planes).
+    Returns x as 3 x .... Much faster than a batched LAPACK call for millions of tiny
+    systems; safe here because eps keeps every m well conditioned.
     """
-    a, b, c, d, e, f = (m[..., k] for k in range(6))
+    a, b, c, d, e, f = m
     c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d
     c11, c12, c22 = a * f - c * c, b * c - a * e, a * d - b * b
-    det = a * c00 + b * c01 + c * c02
-    x, y, z = v[..., 0], v[..., 1], v[..., 2]
-    return np.stack([c00 * x + c01 * y + c02 * z, c01 * x + c11 * y + c12 * z,
-                     c02 * x + c12 * y + c22 * z], axis=-1) / det[..., None]
+    inv_det = 1 / (a * c00 + b * c01 + c * c02)
+    x, y, z = v
+    return np.stack([(c00 * x + c01 * y + c02 * z) * inv_det, (c01 * x + c11 * y + c12 * z) * inv_det,
+                     (c02 * x + c12 * y + c22 * z) * inv_det])
 
 
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
@@ -87,17 +98,24 @@ def guided_coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float) ->
 
     Returns (A hxwx3, b hxw), already averaged over the windows, so ``q = sum(A * I) + b``.
     """
-    products = [guide[..., i] * guide[..., j] for i, j in _PAIRS]
-    stacked = np.dstack([guide, p, guide * p[..., None], *products])  # all window means in one pass
-    means = box_mean(stacked, r)
-    mean_i, mean_p, mean_ip, mean_ii = means[..., :3], means[..., 3], means[..., 4:7], means[..., 7:]
-    cov_ip = mean_ip - mean_i * mean_p[..., None]
+    # All window means in one pass, on planes (channels first: each plane contiguous).
+    g = np.ascontiguousarray(np.moveaxis(guide, -1, 0), dtype=np.float32)
+    stacked = np.empty((13, *p.shape), np.float32)
+    stacked[:3], stacked[3] = g, p
+    np.multiply(g, p, out=stacked[4:7])
+    for k, (i, j) in enumerate(_PAIRS):
+        np.multiply(g[i], g[j], out=stacked[7 + k])
+    means = _box_channels(stacked, r, 0)
+    mean_i, mean_p, mean_ip, mean_ii = means[:3], means[3], means[4:7], means[7:]
+    cov_ip = mean_ip - mean_i * mean_p
     # Sigma: the 3x3 covariance of the guide in each window, plus eps on the diagonal.
-    var = mean_ii - np.stack([mean_i[..., i] * mean_i[..., j] for i, j in _PAIRS], axis=-1)
-    var[..., [0, 3, 5]] += eps
-    a = _solve_sym3(var, cov_ip)
-    b = mean_p - np.sum(a * mean_i, axis=-1)
-    coef = box_mean(np.dstack([a, b]), r)
+    var = [mean_ii[k] - mean_i[i] * mean_i[j] for k, (i, j) in enumerate(_PAIRS)]
+    for k in (0, 3, 5):
+        var[k] += eps
+    fitted = np.empty((4, *p.shape), np.float32)
+    fitted[:3] = _solve_sym3(var, cov_ip)
+    fitted[3] = mean_p - np.einsum("chw,chw->hw", fitted[:3], mean_i)
+    coef = np.moveaxis(_box_channels(fitted, r, 0), 0, -1)
     return coef[..., :3], coef[..., 3]
 
 
@@ -140,12 +158,16 @@ def set_thread_limit(threads: int | None) -> None:
     _thread_limit = None if threads is None else max(1, int(threads))
 
 
+def _thread_count() -> int:
+    return min(_thread_limit or os.cpu_count() or 1, 8)
+
+
 def on_threads(work: Callable[[Any], None], items: Iterable[Any], serial: bool = False) -> None:
     """Call ``work(item)`` for each item, on as many threads as there are cores (at most 8, or
     the limit set by :func:`set_thread_limit`) unless ``serial``: numpy and Pillow release the
     interpreter lock in the heavy loops."""
     items = list(items)
-    threads = 1 if serial else min(len(items), _thread_limit or os.cpu_count() or 1, 8)
+    threads = 1 if serial else min(len(items), _thread_count())
     if threads <= 1:
         for item in items:
             work(item)
