@@ -3,6 +3,7 @@
     python benchmarks/cutout_latency.py [--sizes 512 1024 2048 4096 8000] [--engines onnx torch]
                                         [--repeats 5] [--folder 100] [--json results.json]
                                         [--model default|quality|FILE] [--cli 1024]
+                                        [--stages 1024 4096]
 
 Each (engine, size) runs in a fresh process, so its peak RSS is its own: the sample picture
 is resized to NxN and saved as JPEG, then timed end to end exactly as ``kirinuki cutout``
@@ -12,7 +13,9 @@ call alone on the prepared input. ``onnx`` is ONNX Runtime on the bundled defaul
 ``torch`` is PyTorch on the bundled default.pt. ``--folder N`` times N pictures of mixed
 sizes (256 to 2048 px) through the batch runner. ``--cli`` times whole ``kirinuki cutout``
 processes on one picture (interpreter and model start-up included), beside the warm
-in-process figure.
+in-process figure. ``--stages`` times each stage of the ONNX cutout on its own (the
+library's own functions called in the order ``Matter.predict_alpha`` and ``render`` call
+them), median of the warm repeats, and skips the rest.
 """
 
 from __future__ import annotations
@@ -106,6 +109,51 @@ def measure_one(engine: str, size: int, repeats: int, threads: int | None) -> di
             "work_size": matter.info.work_size}
 
 
+def measure_stages(size: int, repeats: int, threads: int | None) -> dict:
+    """Seconds per stage of one cutout (ONNX Runtime), median of ``repeats`` warm runs."""
+    import numpy as np
+    from PIL import Image
+
+    from kirinuki.flat_background import clear_flat_background
+    from kirinuki.foreground import estimate_foreground
+    from kirinuki.imaging import open_image
+    from kirinuki.inference import Matter, prepare_input, restore_size
+    from kirinuki.pipeline import save_output
+
+    folder = Path(tempfile.mkdtemp(prefix="kirinuki-stages-"))
+    src = make_picture(size, folder)
+    matter = Matter(model_path("onnx"), device="cpu", threads=threads)
+
+    def one_run() -> dict:
+        times, t0 = {}, time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal t0
+            now = time.perf_counter()
+            times[stage], t0 = now - t0, now
+        rgb = np.asarray(open_image(src).convert("RGB"))
+        lap("decode")
+        guide = prepare_input(rgb, matter.info.work_size)
+        lap("resize to the working size")
+        alpha = matter._network_alpha(guide)
+        lap("network")
+        alpha = restore_size(alpha, guide, rgb)
+        lap("guided refinement")
+        alpha = clear_flat_background(rgb, alpha)
+        lap("flat-background clearing")
+        fg = estimate_foreground(rgb, alpha)
+        lap("decontamination")
+        alpha8 = np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
+        result = Image.fromarray(np.dstack([fg, alpha8]), "RGBA")
+        lap("assemble RGBA")
+        save_output(result, folder / "out.png", "png")
+        lap("PNG encode and write")
+        return times
+    one_run()
+    runs = [one_run() for _ in range(repeats)]
+    return {stage: statistics.median(r[stage] for r in runs) for stage in runs[0]}
+
+
 def measure_folder(count: int, threads: int | None) -> dict:
     import numpy as np
 
@@ -146,6 +194,8 @@ def main() -> int:
     ap.add_argument("--model", default=MODEL, help="a bundled model's name (default, quality) or a model file")
     ap.add_argument("--cli", type=int, nargs="*", default=[1024], metavar="SIZE",
                     help="also time the one-file CLI (start-up included) at these sizes")
+    ap.add_argument("--stages", type=int, nargs="+", metavar="SIZE",
+                    help="time each stage of the cutout at these sizes instead")
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "SIZE"), help=argparse.SUPPRESS)
     ap.add_argument("--folder-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -156,6 +206,14 @@ def main() -> int:
         return 0
     if args.folder_only:
         print(json.dumps(measure_folder(args.folder, args.threads)))
+        return 0
+    if args.stages:
+        print(f"{'stage':<28}" + "".join(f"{size:>9}" for size in args.stages))
+        columns = [measure_stages(size, args.repeats if size <= 2048 else max(2, args.repeats // 2), args.threads)
+                   for size in args.stages]
+        for stage in columns[0]:
+            print(f"{stage:<28}" + "".join(f"{col[stage]:>8.3f}s" for col in columns))
+        print(f"{'sum':<28}" + "".join(f"{sum(col.values()):>8.3f}s" for col in columns))
         return 0
 
     rows = []
