@@ -200,6 +200,20 @@ def test_a_backdrop_character_is_a_close_up_the_frame_cuts(library):
     np.testing.assert_array_equal(again(), again())
 
 
+def test_a_backdrop_character_can_be_placed_as_the_composited_ones(library):
+    """With ``backdrop_cutoff`` 0 the painted-in character is drawn where the same draw would
+    put a composited one: no close-up, so at zoom <= 1 near the centre the frame does not cut
+    it, and it covers about as much as a composited character does."""
+    cfg = rich_config(p_backdrop=1.0, backdrop_cutoff=0.0, p_cutoff=0.5, zoom=(0.5, 0.7), shift=0.05,
+                      rotation=0.0, p_stand=0.0)
+    maker = SampleMaker(library, cfg)
+    white = np.full((96, 96, 3), 255, np.uint8)
+    for i in range(8):
+        painted = np.any(maker._paint_over(np.random.default_rng([9, i]), white) != white, axis=2)
+        assert 0.02 < painted.mean() < 0.6
+        assert not (painted[0].any() or painted[-1].any() or painted[:, 0].any() or painted[:, -1].any())
+
+
 def test_patterns_repeat_across_the_picture():
     from kirinuki.data import paint_pattern
 

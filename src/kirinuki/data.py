@@ -39,9 +39,10 @@ on the background (``p_shadow``: the shadow is background, alpha excludes it), a
 shapes, outlines and text painted over the background (``p_drawn``: "drawn" must not mean
 "foreground"), a tiled pattern of dots, stripes or checks over part of it (``p_pattern``:
 the polka dots and stripes of illustrations' backdrops and games' menu screens), and another
-character painted into the background art, a close-up the frame cuts, with a light sticker
-outline half of the time (``p_backdrop``: the drawn characters of games' title and menu
-screens are background to the character cut out in front of them).
+character painted into the background art, a close-up the frame cuts or (``backdrop_cutoff``)
+one placed as the composited characters are, with a light sticker outline half of the time
+(``p_backdrop``: the drawn characters of games' title and menu screens are background to the
+character cut out in front of them).
 """
 
 from __future__ import annotations
@@ -437,12 +438,14 @@ class SampleMaker:
         return bg
 
     def _backdrop(self, rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
-        """``bg`` with a character painted into it as title screens show one: a close-up
-        the frame cuts (``cutoff_zoom``), half of the time on a light outline a few pixels
-        wide (the sticker edge of such art)."""
+        """``bg`` with a character painted into it as title and menu screens show one: a
+        close-up the frame cuts (``cutoff_zoom``) with the chance ``backdrop_cutoff``, else
+        placed as the composited characters are (which then stand in front of it), half of
+        the time on a light outline a few pixels wide (the sticker edge of such art)."""
         cut = self._pick_cutout(rng)
         size = bg.shape[0]
-        at = draw_placement(rng, replace(self.cfg, p_cutoff=1.0), cut.shape[1], cut.shape[0], size)
+        placing = replace(self.cfg, p_cutoff=self.cfg.backdrop_cutoff)
+        at = draw_placement(rng, placing, cut.shape[1], cut.shape[0], size)
         fp, alpha = place_cutout(cut, at, size)
         out = bg.astype(np.float32) / 255.0
         if rng.random() < 0.5:
