@@ -162,12 +162,12 @@ def _thread_count() -> int:
     return min(_thread_limit or os.cpu_count() or 1, 8)
 
 
-def on_threads(work: Callable[[Any], None], items: Iterable[Any], serial: bool = False) -> None:
+def on_threads(work: Callable[[Any], None], items: Iterable[Any]) -> None:
     """Call ``work(item)`` for each item, on as many threads as there are cores (at most 8, or
-    the limit set by :func:`set_thread_limit`) unless ``serial``: numpy and Pillow release the
+    the limit set by :func:`set_thread_limit`): numpy, SciPy and Pillow release the
     interpreter lock in the heavy loops."""
     items = list(items)
-    threads = 1 if serial else min(len(items), _thread_count())
+    threads = min(len(items), _thread_count())
     if threads <= 1:
         for item in items:
             work(item)
