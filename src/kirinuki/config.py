@@ -102,7 +102,7 @@ class DataConfig:
     p_drawn: float = 0.0              # drawn shapes, outlines and text painted over it
     p_pattern: float = 0.0            # a tiled pattern (dots, stripes, checks) over part of it
     p_backdrop: float = 0.0           # another character painted into it (a title screen's)
-    backdrop_cutoff: float = 1.0      # with p_backdrop: chance it is a close-up the frame cuts, else placed as the composited ones
+    backdrop_cutoff: float = 1.0      # chance that one is a close-up; else placed as composited ones
     # Degradations of the composite, each with its probability.
     p_jpeg: float = 0.0
     jpeg_quality: tuple[int, int] = (40, 95)
