@@ -67,7 +67,9 @@ def main() -> None:
     args = ap.parse_args()
     sizes = sorted({w for keys in PASSES.values() for w, _ in keys})
     matters = {w: Matter(args.model, work_size=w, flat_background=False) for w in sizes}
-    shipped = Matter(args.model)
+    own = Matter(args.model).info.work_size  # the tool's own prediction is one of the passes
+    if own not in sizes:
+        ap.error(f"{args.model} works at {own}, not at one of {sizes}")
     passes = {name: {c: [] for c in CONDITIONS} for name in PASSES}
     pieces = {s: {c: [] for c in CONDITIONS} for s in (None, *SHARES)}
     for case in make_cases(args.data, args.backgrounds, [args.size]):
@@ -77,7 +79,7 @@ def main() -> None:
         for name, keys in PASSES.items():
             alpha = clear_flat_background(image, np.mean([raw[k] for k in keys], axis=0))
             passes[name][case.condition].append(all_metrics(alpha, case.alpha))
-        alpha = shipped.predict_alpha(image)
+        alpha = clear_flat_background(image, raw[(own, False)])
         for share in pieces:
             pred = alpha if share is None else drop_detached(alpha, share)
             pieces[share][case.condition].append(all_metrics(pred, case.alpha))
