@@ -6,7 +6,10 @@ is a failure, so these checks can never be skipped there unnoticed.
 
 import csv
 import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +49,19 @@ def test_default_recipe_loads_the_real_groups():
     maker = SampleMaker(lib, cfg.data)
     fp, alpha, bg = maker.make(np.random.default_rng(0), 256)
     assert fp.shape == (256, 256, 3) and alpha.dtype == np.uint8
+
+
+def test_model_card_lists_every_source_and_licence_of_the_data():
+    """The card's table of sources and licences is the one the manifest gives today."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "tools" / "data_sources.py"), str(SHARED_DATA)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    files = sum(int(line.rsplit("|", 2)[1]) for line in out[2:])
+    assert files == sum(_manifest_counts().values())  # every file of the manifest is counted once
+    card = (root / "MODEL_CARD.md").read_text(encoding="utf-8").splitlines()
+    start = card.index(out[0])
+    table = card[start:start + len(out)]
+    assert table == out, "MODEL_CARD.md's data table is stale: python tools/data_sources.py ../shared/data"
 
 
 # Measured on the shipped model with `kirinuki evaluate` (MODEL_CARD.md), with a margin.
