@@ -88,7 +88,7 @@ def test_each_rank_gets_a_device_its_runtime_can_use():
 def test_the_refinement_stays_within_its_thread_limit():
     import threading
 
-    from kirinuki.guided import on_threads, set_thread_limit
+    from kirinuki.threads import on_threads, set_thread_limit
 
     def threads_used() -> set:
         seen = set()

@@ -191,7 +191,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
         return 2
     from .batch import plan_jobs, run_batch, shard
     from .pipeline import CutoutOptions, parse_colour
-    from .guided import set_thread_limit
+    from .threads import set_thread_limit
     from .ranks import finish_rank, plan_rank
     from .progress import Progress
 

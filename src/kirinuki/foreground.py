@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .guided import DENSE_FRACTION, SETTLED, BilinearSampler, bilinear_rows, box_mean, parallel_strips
+from .guided import DENSE_FRACTION, SETTLED, BilinearSampler, bilinear_rows, box_mean
+from .threads import parallel_strips
 
 __all__ = ["foreground_fields", "estimate_foreground"]
 

@@ -13,18 +13,15 @@ its memory is a few strips and its time grows with the length of the edges, not 
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
-
 import numpy as np
 from PIL import Image
 from scipy.ndimage import uniform_filter1d
 
 from .imaging import edge_band
+from .threads import on_threads, parallel_strips, thread_count
 
 __all__ = ["box_mean", "guided_coefficients", "guided_upsample", "bilinear_rows", "BilinearSampler",
-           "parallel_strips", "on_threads", "set_thread_limit", "GUIDED_RADIUS", "GUIDED_EPS"]
+           "GUIDED_RADIUS", "GUIDED_EPS"]
 
 
 #: The guided filter's window radius (at the working size) and regularisation, shared by the
@@ -64,7 +61,7 @@ def _box_channels(a: np.ndarray, r: int, channel_axis: int) -> np.ndarray:
     def one(channels: np.ndarray) -> None:
         part = (slice(None),) * channel_axis + (slice(int(channels[0]), int(channels[-1]) + 1),)
         out[part] = _box_block(a[part], r, axes)
-    on_threads(one, np.array_split(np.arange(n), min(n, _thread_count())))
+    on_threads(one, np.array_split(np.arange(n), min(n, thread_count())))
     return out
 
 
@@ -146,40 +143,6 @@ def bilinear_rows(plane: np.ndarray, out_h: int, out_w: int, y0: int, y1: int) -
     if plane.ndim == 2:
         return one(plane)
     return np.stack([one(plane[..., c]) for c in range(plane.shape[2])], axis=-1)
-
-
-_thread_limit: int | None = None
-
-
-def set_thread_limit(threads: int | None) -> None:
-    """Cap the refinement's threads in this process (None: one per core, at most 8); a process
-    that owns only a share of the machine, as a rank of a bulk job does, sets its share."""
-    global _thread_limit
-    _thread_limit = None if threads is None else max(1, int(threads))
-
-
-def _thread_count() -> int:
-    return min(_thread_limit or os.cpu_count() or 1, 8)
-
-
-def on_threads(work: Callable[[Any], None], items: Iterable[Any]) -> None:
-    """Call ``work(item)`` for each item, on as many threads as there are cores (at most 8, or
-    the limit set by :func:`set_thread_limit`): numpy, SciPy and Pillow release the
-    interpreter lock in the heavy loops."""
-    items = list(items)
-    threads = min(len(items), _thread_count())
-    if threads <= 1:
-        for item in items:
-            work(item)
-        return
-    with ThreadPoolExecutor(threads) as pool:
-        for _ in pool.map(work, items):
-            pass
-
-
-def parallel_strips(work: Callable[[int, int], None], height: int, strip: int) -> None:
-    """Call ``work(y0, y1)`` for each strip of rows, on one thread per core."""
-    on_threads(lambda span: work(*span), [(y0, min(height, y0 + strip)) for y0 in range(0, height, strip)])
 
 
 class BilinearSampler:
