@@ -22,6 +22,7 @@ from .foreground import estimate_foreground
 from .imaging import atomic_save, atomic_write, composite
 from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS
 from .inference import Matter
+from .png import png_bytes, write_png
 from .video import VIDEO_SUFFIXES
 
 __all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render", "render_animation", "video_frame_renderer",
@@ -186,11 +187,10 @@ def check_encodable(size: tuple[int, int], fmt: str) -> None:
 
 
 def encode_params(fmt: str) -> dict:
-    """Pillow save parameters: PNG at a fast compression level, WebP lossless (exact alpha)."""
+    """Pillow save parameters: WebP lossless (exact alpha). PNG has its own threaded writer
+    (:mod:`kirinuki.png`), GIF the animation encoder."""
     if fmt == "webp":
         return {"format": "WEBP", "lossless": True, "quality": 50, "method": 1}
-    if fmt == "png":
-        return {"format": "PNG", "compress_level": 1}
     raise ValueError(f"unknown output format {fmt!r}; choose png, webp or gif")
 
 
@@ -200,6 +200,8 @@ def encode(image: Image.Image, fmt: str) -> bytes:
     buf = io.BytesIO()
     if fmt == "gif":
         encode_animation([image], [100], 0, "gif")(buf)
+    elif fmt == "png":
+        return png_bytes(image)
     else:
         image.save(buf, **encode_params(fmt))
     return buf.getvalue()
@@ -211,6 +213,8 @@ def save_output(image: Image.Image, path: Path, fmt: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "gif":
         atomic_write(path, encode_animation([image], [100], 0, "gif"))
+    elif fmt == "png":
+        atomic_write(path, lambda fh: write_png(image, fh))
     else:
         atomic_save(image, path, **encode_params(fmt))
 
