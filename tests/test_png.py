@@ -28,7 +28,7 @@ def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
-@pytest.mark.parametrize("band_bytes", [300, 5000, 1 << 21])
+@pytest.mark.parametrize("band_bytes", [300, 5000, 1 << 20])
 def test_round_trip_is_exact_over_any_number_of_bands(mode, band_bytes, monkeypatch):
     monkeypatch.setattr(png, "BAND_BYTES", band_bytes)  # many bands, each primed, on threads
     rng = np.random.default_rng(len(mode) + band_bytes)
@@ -70,8 +70,8 @@ def test_compresses_as_well_as_pillow_on_a_cutout():
     cutout = rgb.copy()
     cutout.putalpha(alpha)
     pillow = io.BytesIO()
-    cutout.save(pillow, format="PNG", compress_level=1)
+    cutout.save(pillow, format="PNG", compress_level=png.LEVEL)
     ours = png_bytes(cutout)
-    assert len(ours) < 1.05 * len(pillow.getvalue())
+    assert len(ours) < 1.1 * len(pillow.getvalue())
     with Image.open(io.BytesIO(ours)) as back:
         np.testing.assert_array_equal(np.asarray(back), np.asarray(cutout))

@@ -27,10 +27,10 @@ __all__ = ["png_bytes", "write_png", "adler32_combine"]
 #: Pillow mode -> (PNG colour type, channels); other modes go to Pillow's own encoder.
 COLOUR_TYPES = {"L": (0, 1), "RGB": (2, 3), "LA": (4, 2), "RGBA": (6, 4)}
 #: Filtered bytes per band: enough to keep a thread busy, small enough to spread over cores.
-BAND_BYTES = 1 << 21
+BAND_BYTES = 1 << 20
 WINDOW = 1 << 15  # deflate's window: the priming dictionary of each band
 ADLER_BASE = 65521
-LEVEL = 1
+LEVEL = 2  # zlib level: at 1 the files come out 7-10 % larger than Pillow's at 1, at 2 about 3-7 %
 
 
 def adler32_combine(adler1: int, adler2: int, length2: int) -> int:
