@@ -22,6 +22,7 @@ from PIL import Image
 
 from .errors import InputError, InputKind
 from .limits import MEGAPIXEL
+from .png import png_bytes
 from .inference import Matter
 
 __all__ = ["VIDEO_SUFFIXES", "VIDEO_FORMATS", "is_video", "cutout_video"]
@@ -117,7 +118,7 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
                     pixels, alpha = render_frame(rgb, *(previous or (None, None)))
                     previous = (rgb, alpha)
                     if out is None:
-                        Image.fromarray(pixels).save(tmp / f"frame-{done:06d}.png", compress_level=1)
+                        (tmp / f"frame-{done:06d}.png").write_bytes(png_bytes(Image.fromarray(pixels)))
                     else:
                         layout = "gray" if pixels.ndim == 2 else {4: "rgba", 3: "rgb24"}[pixels.shape[2]]
                         new = av.VideoFrame.from_ndarray(pixels, format=layout)
