@@ -63,15 +63,15 @@ def test_modes_it_does_not_write_go_to_pillow():
         np.testing.assert_array_equal(np.asarray(back.convert("RGB")), np.asarray(image.convert("RGB")))
 
 
-def test_compresses_as_well_as_pillow_on_a_cutout():
+def test_compresses_as_well_as_pillow_at_its_fastest_level_on_a_cutout():
     sample = next(p for p in sample_paths() if "white" in p.name)
     rgb = Image.open(sample).convert("RGB")
     alpha = Image.open(true_alpha_path(sample)).convert("L")
     cutout = rgb.copy()
     cutout.putalpha(alpha)
     pillow = io.BytesIO()
-    cutout.save(pillow, format="PNG", compress_level=png.LEVEL)
+    cutout.save(pillow, format="PNG", compress_level=1)  # what the cutout was written with before
     ours = png_bytes(cutout)
-    assert len(ours) < 1.1 * len(pillow.getvalue())
+    assert len(ours) <= 1.02 * len(pillow.getvalue())
     with Image.open(io.BytesIO(ours)) as back:
         np.testing.assert_array_equal(np.asarray(back), np.asarray(cutout))

@@ -6,7 +6,7 @@ subtraction per band of rows), deflates the bands on threads (zlib releases the 
 lock) and joins them into one zlib stream the way pigz does: each band is a raw deflate
 stream primed with the 32 KiB of filtered bytes before it, every band but the last ends on a
 byte boundary (a sync flush), and the bands' Adler-32 checksums are combined. Any PNG reader
-decodes the result; the files come out within a few per cent of Pillow's size
+decodes the result; the files come out no larger than Pillow's at its fastest level
 (``benchmarks/png_speed.py``).
 """
 
@@ -30,7 +30,9 @@ COLOUR_TYPES = {"L": (0, 1), "RGB": (2, 3), "LA": (4, 2), "RGBA": (6, 4)}
 BAND_BYTES = 1 << 20
 WINDOW = 1 << 15  # deflate's window: the priming dictionary of each band
 ADLER_BASE = 65521
-LEVEL = 2  # zlib level: at 1 the files come out 7-10 % larger than Pillow's at 1, at 2 about 3-7 %
+#: zlib's level: 4 is the lowest with lazy matching; on cutouts it gives files the size of
+#: Pillow's at level 1 or smaller, in less time (benchmarks/png_speed.py).
+LEVEL = 4
 
 
 def adler32_combine(adler1: int, adler2: int, length2: int) -> int:
