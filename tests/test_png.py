@@ -75,3 +75,10 @@ def test_compresses_as_well_as_pillow_at_its_fastest_level_on_a_cutout():
     assert len(ours) <= 1.02 * len(pillow.getvalue())
     with Image.open(io.BytesIO(ours)) as back:
         np.testing.assert_array_equal(np.asarray(back), np.asarray(cutout))
+
+
+def test_written_file_holds_the_same_bytes(tmp_path):
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (40, 30, 4), dtype=np.uint8), "RGBA")
+    with open(tmp_path / "out.png", "wb") as fh:
+        png.write_png(image, fh)
+    assert (tmp_path / "out.png").read_bytes() == png_bytes(image)

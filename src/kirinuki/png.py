@@ -5,9 +5,10 @@ writer gives every row the "Up" filter (each byte minus the one above it: one nu
 subtraction per band of rows), deflates the bands on threads (zlib releases the interpreter
 lock) and joins them into one zlib stream the way pigz does: each band is a raw deflate
 stream primed with the 32 KiB of filtered bytes before it, every band but the last ends on a
-byte boundary (a sync flush), and the bands' Adler-32 checksums are combined. Any PNG reader
-decodes the result; the files come out no larger than Pillow's at its fastest level
-(``benchmarks/png_speed.py``).
+byte boundary (a sync flush), and the bands' Adler-32 checksums are combined. Each band
+reads only its own rows of the picture, so the memory beyond the picture is a few bands and
+the compressed file. Any PNG reader decodes the result; the files come out no larger than
+Pillow's at its fastest level (``benchmarks/png_speed.py``).
 """
 
 from __future__ import annotations
@@ -63,14 +64,24 @@ def _up_filtered(rows: np.ndarray, above: np.ndarray | None) -> bytes:
 
 def png_bytes(image: Image.Image, level: int = LEVEL) -> bytes:
     """The bytes of a PNG file holding ``image`` (8-bit L, LA, RGB or RGBA)."""
+    return b"".join(_png_parts(image, level))
+
+
+def write_png(image: Image.Image, fh: BinaryIO, level: int = LEVEL) -> None:
+    """Write ``image`` as PNG to an open binary file, chunk by chunk."""
+    for part in _png_parts(image, level):
+        fh.write(part)
+
+
+def _png_parts(image: Image.Image, level: int) -> list[bytes]:
+    """The file's signature and chunks, in order."""
     if image.mode not in COLOUR_TYPES:
         buf = io.BytesIO()
         image.save(buf, format="PNG", compress_level=level)
-        return buf.getvalue()
+        return [buf.getvalue()]
     colour_type, channels = COLOUR_TYPES[image.mode]
     width, height = image.size
-    rows = np.asarray(image, dtype=np.uint8).reshape(height, width * channels)
-    line = rows.shape[1] + 1
+    line = width * channels + 1
     band = max(1, BAND_BYTES // line)
     context = -(-WINDOW // line)  # rows before a band whose filtered bytes prime its deflate
     starts = list(range(0, height, band))
@@ -79,7 +90,9 @@ def png_bytes(image: Image.Image, level: int = LEVEL) -> bytes:
     def deflate_band(i: int) -> None:
         y0, y1 = starts[i], min(height, starts[i] + band)
         c0 = max(0, y0 - context)
-        scanlines = _up_filtered(rows[c0:y1], rows[c0 - 1] if c0 else None)
+        top = max(0, c0 - 1)  # the row above the band's context, if any, for its first filter
+        rows = np.asarray(image.crop((0, top, width, y1))).reshape(y1 - top, width * channels)
+        scanlines = _up_filtered(rows[c0 - top:], rows[0] if c0 else None)
         split = (y0 - c0) * line
         prime, data = scanlines[max(0, split - WINDOW):split], scanlines[split:]
         comp = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, *((prime,) if prime else ()))
@@ -96,11 +109,5 @@ def png_bytes(image: Image.Image, level: int = LEVEL) -> bytes:
     idat = [header + deflated[0][0]] + [d for d, _, _ in deflated[1:]]
     idat[-1] += struct.pack(">I", checksum)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return b"".join([b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr), *(_chunk(b"IDAT", d) for d in idat),
-                     _chunk(b"IEND", b"")])
-
-
-def write_png(image: Image.Image, fh: BinaryIO, level: int = LEVEL) -> None:
-    """Write ``image`` as PNG to an open binary file."""
-    fh.write(png_bytes(image, level))
+    return [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr), *(_chunk(b"IDAT", d) for d in idat), _chunk(b"IEND", b"")]
 
