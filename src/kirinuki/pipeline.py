@@ -197,11 +197,11 @@ def encode_params(fmt: str) -> dict:
 def encode(image: Image.Image, fmt: str) -> bytes:
     """The output file's bytes (for the web app)."""
     check_encodable(image.size, fmt)
+    if fmt == "png":
+        return png_bytes(image)
     buf = io.BytesIO()
     if fmt == "gif":
         encode_animation([image], [100], 0, "gif")(buf)
-    elif fmt == "png":
-        return png_bytes(image)
     else:
         image.save(buf, **encode_params(fmt))
     return buf.getvalue()

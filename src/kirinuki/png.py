@@ -110,4 +110,3 @@ def _png_parts(image: Image.Image, level: int) -> list[bytes]:
     idat[-1] += struct.pack(">I", checksum)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr), *(_chunk(b"IDAT", d) for d in idat), _chunk(b"IEND", b"")]
-
