@@ -5,7 +5,7 @@ from PIL import Image
 
 from conftest import sample_over_magenta
 from kirinuki.export import export_checkpoint, parity_images
-from kirinuki.guided import bilinear_rows, box_mean, guided_upsample
+from kirinuki.guided import BilinearSampler, bilinear_rows, box_mean, guided_upsample
 from kirinuki.errors import ModelError
 from kirinuki.inference import Matter
 from kirinuki.metrics import edge_iou, mae
@@ -36,14 +36,26 @@ def test_box_mean_matches_a_direct_window_mean(rng, shape, r):
     np.testing.assert_allclose(got, _direct_window_mean(a, r), rtol=1e-5, atol=1e-6)
 
 
-def test_bilinear_rows_in_strips_equals_whole(rng):
-    plane = rng.random((13, 17, 2)).astype(np.float32)
-    whole = bilinear_rows(plane, 50, 61, 0, 50)
-    strips = np.concatenate([bilinear_rows(plane, 50, 61, y, min(50, y + 7)) for y in range(0, 50, 7)])
-    np.testing.assert_allclose(whole, strips, atol=1e-6)
-    ref = np.asarray(torch.nn.functional.interpolate(torch.from_numpy(plane).permute(2, 0, 1)[None], size=(50, 61),
-                                                     mode="bilinear", align_corners=False)[0].permute(1, 2, 0))
-    np.testing.assert_allclose(whole, ref, atol=1e-5)
+@pytest.mark.parametrize("source, size", [((2, 13, 17), (50, 61)), ((3, 7, 9), (200, 61)), ((1, 20, 20), (20, 20)),
+                                          ((13, 17), (50, 61)), ((2, 80, 90), (50, 61))])
+def test_bilinear_rows_in_strips_equals_whole_and_torch(rng, source, size):
+    """Channels first or one plane; enlarging by much, a little, not at all, and shrinking
+    (two taps, as the per-pixel sampler): strips of any height put together equal the whole,
+    which equals PyTorch's bilinear resize (align_corners=False, no antialiasing)."""
+    planes = rng.random(source).astype(np.float32)
+    out_h, out_w = size
+    whole = bilinear_rows(planes, out_h, out_w, 0, out_h)
+    assert whole.shape == (*source[:-2], out_h, out_w) and whole.dtype == np.float32
+    for step in (1, 7, 64):
+        strips = np.concatenate([bilinear_rows(planes, out_h, out_w, y, min(out_h, y + step))
+                                 for y in range(0, out_h, step)], axis=-2)
+        np.testing.assert_array_equal(whole, strips)
+    stack = torch.from_numpy(planes).reshape(1, -1, *source[-2:])
+    ref = torch.nn.functional.interpolate(stack, size=size, mode="bilinear", align_corners=False)[0].numpy()
+    np.testing.assert_allclose(whole, ref.reshape(whole.shape), atol=1e-5)
+    ys, xs = np.mgrid[0:out_h, 0:out_w]
+    sampled = BilinearSampler(planes.reshape(-1, *source[-2:]), out_h, out_w).at(ys.ravel(), xs.ravel())
+    np.testing.assert_allclose(whole, sampled.reshape(whole.shape), atol=1e-6)
 
 
 def test_guided_upsampling_is_sharper_than_bilinear():
@@ -126,7 +138,7 @@ def test_band_restricted_guided_filter_equals_the_dense_filter():
     alpha_lo = np.asarray(Image.fromarray(alpha).resize((96, 96), Image.Resampling.BILINEAR))
     a, b = guided_coefficients(guide_lo, alpha_lo, 2, 1e-3)
     n = rgb.shape[0]
-    dense = np.clip(np.einsum("hwc,hwc->hw", bilinear_rows(a, n, n, 0, n), rgb / 255.0)
+    dense = np.clip(np.einsum("chw,hwc->hw", bilinear_rows(np.moveaxis(a, -1, 0), n, n, 0, n), rgb / 255.0)
                     + bilinear_rows(b, n, n, 0, n), 0, 1)
     got = guided_upsample(alpha_lo, guide_lo, rgb, radius=2, eps=1e-3, strip=50)
     np.testing.assert_allclose(got, dense, atol=2 / 255)
@@ -153,11 +165,37 @@ def test_foreground_estimation_removes_the_old_background():
     # the sparse evaluation equals the dense formula
     h, w = alpha.shape
     fm, bm = foreground_fields(on_magenta, alpha)
-    fmu, bmu = bilinear_rows(fm, h, w, 0, h), bilinear_rows(bm, h, w, 0, h)
+    fmu, bmu = (np.moveaxis(bilinear_rows(np.moveaxis(f, -1, 0), h, w, 0, h), 0, -1) for f in (fm, bm))
     img = on_magenta / 255.0
     dense = np.clip(np.rint((fmu + a * (img - a * fmu - (1 - a) * bmu)) * 255), 0, 255)
     soft = (alpha > 0.5 / 255) & (alpha < 1 - 0.5 / 255)
     assert np.abs(dense[soft] - estimated[soft]).max() <= 1
+
+
+@pytest.mark.parametrize("strip", [16, 100, 512])
+def test_foreground_estimation_follows_the_formula_on_dense_and_sparse_strips(rng, strip):
+    """Top half: soft almost everywhere (whole rows, one channel at a time); bottom half: one
+    soft edge (only its pixels): both give blur fusion's last line to within one level, and
+    every pixel that is not soft keeps its colour exactly."""
+    from kirinuki.foreground import estimate_foreground, foreground_fields
+    from kirinuki.guided import DENSE_FRACTION
+    h, w = 300, 410
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    alpha = np.where(yy < h // 2, 0.1 + 0.8 * xx / w, (xx > 200 + 20 * np.sin(yy / 9)).astype(np.float32))
+    alpha[h // 2:] = np.clip(alpha[h // 2:] + (np.abs(xx - 200 - 20 * np.sin(yy / 9)) < 2)[h // 2:] * 0.4, 0, 1)
+    alpha = alpha.astype(np.float32)
+    rgb = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    soft = (alpha > 0.5 / 255) & (alpha < 1 - 0.5 / 255)
+    shares = [soft[y:y + strip].mean() for y in range(0, h, strip)]
+    if strip < h // 2:
+        assert max(shares) > DENSE_FRACTION and min(shares) < DENSE_FRACTION
+    got = estimate_foreground(rgb, alpha, strip=strip)
+    fm, bm = (np.moveaxis(bilinear_rows(np.moveaxis(f, -1, 0), h, w, 0, h), 0, -1) for f in foreground_fields(rgb, alpha))
+    a, img = alpha[..., None], rgb / 255.0
+    want = np.clip(np.rint((fm + a * (img - a * fm - (1 - a) * bm)) * 255), 0, 255)
+    assert np.abs(want[soft] - got[soft]).max() <= 1
+    assert np.mean(want[soft] == got[soft]) > 0.999
+    assert np.array_equal(got[~soft], rgb[~soft])
 
 
 def test_batched_tensor_path_matches_the_per_picture_path(tiny_checkpoint):

@@ -12,7 +12,9 @@ run twice (a large radius, then a small one). The local means are smooth, so kir
 computes them on a copy of at most ``field_side`` pixels and applies the last line at full
 resolution, strip by strip: the cost and memory of the full-size pass are those of a few
 rows and only of the soft pixels, whatever the image size. Opaque pixels keep their colour
-exactly.
+exactly. The last line is computed as ``a I + (1 - a)(Fm + a (Fm - Bm))`` (the same value),
+on whole planes of one channel where most of a strip is soft: numpy's loops then run over
+long contiguous rows instead of triples of channels.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .guided import DENSE_FRACTION, SETTLED, BilinearSampler, bilinear_rows, box_mean
+from .guided import DENSE_FRACTION, SETTLED, BilinearSampler, box_mean
 from .threads import parallel_strips
 
 __all__ = ["foreground_fields", "estimate_foreground"]
@@ -54,7 +56,7 @@ def foreground_fields(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 256)
 
 
 def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 256,
-                        strip: int = 512) -> np.ndarray:
+                        strip: int = 128) -> np.ndarray:
     """Straight foreground colour for every pixel: HxWx3 uint8.
 
     rgb: HxWx3 uint8; alpha: HxW float32 in [0, 1]. Only soft pixels (alpha strictly between
@@ -63,31 +65,39 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, field_side: int = 25
     """
     h, w = alpha.shape
     fm, bm = foreground_fields(rgb, alpha, field_side)
-    sampler = BilinearSampler(np.concatenate([fm, bm], axis=-1), h, w)
+    # Fm and Fm - Bm as six planes, in levels of 255.
+    sampler = BilinearSampler(np.moveaxis(np.concatenate([fm, fm - bm], axis=-1), -1, 0) * np.float32(255), h, w)
     out = rgb.copy()
 
     def work(y0: int, y1: int) -> None:
-        a_rows = alpha[y0:y1]
-        soft = (a_rows > SETTLED) & (a_rows < 1 - SETTLED)
+        a = alpha[y0:y1]
+        soft = (a > SETTLED) & (a < 1 - SETTLED)
         count = np.count_nonzero(soft)
         if not count:
             return
-        if count > DENSE_FRACTION * soft.size:  # mostly soft: whole rows are cheaper
-            fields = bilinear_rows(sampler.field, h, w, y0, y1)
-            image = rgb[y0:y1].astype(np.float32) * np.float32(1 / 255)
-            f = _fused(image, a_rows[..., None], fields)
-            np.copyto(out[y0:y1], f, where=soft[..., None])
+        if count > DENSE_FRACTION * soft.size:  # mostly soft: whole rows, one channel at a time
+            fields = sampler.rows(y0, y1)
+            opposite = 1 - a
+            for c in range(3):
+                f = _unmixed(rgb[y0:y1, :, c], a, opposite, fields[c], fields[3 + c])
+                np.copyto(out[y0:y1, :, c], f, casting="unsafe", where=soft)
         else:
             ys, xs = np.nonzero(soft)
-            a = a_rows[ys, xs][:, None]
-            image = rgb[ys + y0, xs].astype(np.float32) * np.float32(1 / 255)
-            out[ys + y0, xs] = _fused(image, a, sampler.at(ys + y0, xs))
+            a = a[ys, xs]
+            fields = sampler.at(ys + y0, xs)
+            out[ys + y0, xs] = _unmixed(rgb[ys + y0, xs].T, a, 1 - a, fields[:3], fields[3:]).T
     parallel_strips(work, h, strip)
     return out
 
 
-def _fused(image: np.ndarray, a: np.ndarray, fields: np.ndarray) -> np.ndarray:
-    """The last blur-fusion step on pixels (any leading shape), as uint8."""
-    f_mean, b_mean = fields[..., :3], fields[..., 3:]
-    f = f_mean + a * (image - a * f_mean - (1 - a) * b_mean)
-    return np.clip(np.rint(f * 255), 0, 255).astype(np.uint8)
+def _unmixed(image: np.ndarray, a: np.ndarray, opposite: np.ndarray, f_mean: np.ndarray,
+             difference: np.ndarray) -> np.ndarray:
+    """The last blur-fusion step, rearranged: ``F = a I + (1 - a)(Fm + a (Fm - Bm))``, in
+    levels of 255 (image uint8, the fields already scaled), rounded and clipped to [0, 255];
+    ``opposite`` is ``1 - a``. Any shapes that broadcast."""
+    f = difference * a
+    f += f_mean
+    f *= opposite
+    f += a * image
+    np.rint(f, out=f)
+    return np.clip(f, 0, 255, out=f)

@@ -14,7 +14,6 @@ its memory is a few strips and its time grows with the length of the edges, not 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 from scipy.ndimage import uniform_filter1d
 
 from .imaging import edge_band
@@ -126,43 +125,64 @@ def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return i0, i1, (s - i0).astype(np.float32)
 
 
-def bilinear_rows(plane: np.ndarray, out_h: int, out_w: int, y0: int, y1: int) -> np.ndarray:
-    """Rows ``y0:y1`` of ``plane`` (hxw or hxwxc float32) resized bilinearly to
-    ``out_h x out_w`` (pixel centres aligned, as ``align_corners=False``).
+def bilinear_rows(planes: np.ndarray, out_h: int, out_w: int, y0: int, y1: int) -> np.ndarray:
+    """Rows ``y0:y1`` of ``planes`` (hxw, or cxhxw: channels first) resized bilinearly to
+    ``out_h x out_w`` (pixel centres aligned, as ``align_corners=False``): (y1-y0) x out_w,
+    or c x (y1-y0) x out_w, float32.
 
-    Pillow's resampler does the work (in C, one channel at a time) on the source rows that
-    map to the strip, so strips put together equal the whole picture resized at once.
+    Separable: the few source rows the strip needs are first resampled along x; then each
+    run of output rows that lies between the same two source rows is one ``base + wy *
+    (next - base)`` broadcast over the run, two passes over the output with no gather. The
+    values are those of :class:`BilinearSampler` (and of a whole-picture resize), so strips
+    put together equal the whole picture.
     """
-    h, w = plane.shape[:2]
-    box = (0.0, y0 * h / out_h, float(w), y1 * h / out_h)
-    size = (out_w, y1 - y0)
-
-    def one(channel: np.ndarray) -> np.ndarray:
-        im = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), "F")
-        return np.asarray(im.resize(size, Image.Resampling.BILINEAR, box=box))
-    if plane.ndim == 2:
-        return one(plane)
-    return np.stack([one(plane[..., c]) for c in range(plane.shape[2])], axis=-1)
+    flat = planes.ndim == 2
+    src = planes[None] if flat else planes
+    r0, r1, wy = (v[y0:y1] for v in _axis_weights(src.shape[1], out_h))
+    c0, c1, wx = _axis_weights(src.shape[2], out_w)
+    lo = int(r0[0])
+    rows = src[:, lo:int(r1[-1]) + 1].astype(np.float32)
+    across = rows[:, :, c0]
+    across += (rows[:, :, c1] - across) * wx
+    out = np.empty((src.shape[0], y1 - y0, out_w), np.float32)
+    starts = np.flatnonzero(np.diff(r0, prepend=-1) | np.diff(r1, prepend=-1))
+    for start, end in zip(starts, [*starts[1:], y1 - y0]):
+        base = across[:, r0[start] - lo, None]
+        run = out[:, start:end]
+        np.multiply(wy[start:end, None], across[:, r1[start] - lo, None] - base, out=run)
+        run += base
+    return out[0] if flat else out
 
 
 class BilinearSampler:
-    """Bilinear samples of a low-resolution field ``hxwxc`` at chosen pixels of an
-    ``out_h x out_w`` grid: the same values as :func:`bilinear_rows`, computed only where
-    asked, so work is proportional to the pixels that need it."""
+    """Bilinear samples of a low-resolution field (``cxhxw``, channels first) on an ``out_h x
+    out_w`` grid: whole strips of rows (:func:`bilinear_rows`), or only chosen pixels, so that
+    work is proportional to the pixels that need it. Both give the same values."""
 
-    def __init__(self, field: np.ndarray, out_h: int, out_w: int) -> None:
-        self.field = field
-        self.r0, self.r1, self.wy = _axis_weights(field.shape[0], out_h)
-        self.c0, self.c1, self.wx = _axis_weights(field.shape[1], out_w)
+    def __init__(self, planes: np.ndarray, out_h: int, out_w: int) -> None:
+        self.planes = np.ascontiguousarray(planes, dtype=np.float32)
+        self.out_h, self.out_w = out_h, out_w
+        self.r0, self.r1, self.wy = _axis_weights(planes.shape[1], out_h)
+        self.c0, self.c1, self.wx = _axis_weights(planes.shape[2], out_w)
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Every pixel of rows y0:y1: c x (y1-y0) x out_w."""
+        return bilinear_rows(self.planes, self.out_h, self.out_w, y0, y1)
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """Values at full-resolution pixels (ys, xs): an N x c float32 array."""
-        r0, r1, wy = self.r0[ys], self.r1[ys], self.wy[ys][:, None]
-        c0, c1, wx = self.c0[xs], self.c1[xs], self.wx[xs][:, None]
-        f = self.field
-        top = f[r0, c0] * (1 - wx) + f[r0, c1] * wx
-        bottom = f[r1, c0] * (1 - wx) + f[r1, c1] * wx
-        return top * (1 - wy) + bottom * wy
+        """Values at full-resolution pixels (ys, xs): c x N float32, each channel gathered
+        from its own plane by flat index (long contiguous vectors, not rows of c values)."""
+        w = self.planes.shape[2]
+        top, bottom = self.r0[ys] * w, self.r1[ys] * w
+        left, right = self.c0[xs], self.c1[xs]
+        wy, wx = self.wy[ys], self.wx[xs]
+        corners = [(top + left, (1 - wy) * (1 - wx)), (top + right, (1 - wy) * wx),
+                   (bottom + left, wy * (1 - wx)), (bottom + right, wy * wx)]
+        out = np.zeros((self.planes.shape[0], len(ys)), np.float32)
+        for plane, values in zip(self.planes.reshape(len(out), -1), out):
+            for index, weight in corners:
+                values += plane[index] * weight
+        return out
 
     def nearest_rows(self, plane: np.ndarray, y0: int, y1: int) -> np.ndarray:
         """Rows y0:y1 of a low-resolution ``hxw`` plane at full size, nearest neighbour."""
@@ -196,7 +216,8 @@ def guided_upsample(alpha_lo: np.ndarray, guide_lo: np.ndarray, guide_hi: np.nda
     h, w = guide_hi.shape[:2]
     side = alpha_lo > 0.5
     band = edge_band(alpha_lo, 2 * radius + 1, settled=SETTLED)
-    sampler = BilinearSampler(np.concatenate([a, b[..., None]], axis=-1).astype(np.float32), h, w)
+    # A and b as four planes, the guide's 8-bit scale folded into A.
+    sampler = BilinearSampler(np.concatenate([np.moveaxis(a, -1, 0) * np.float32(1 / 255), b[None]]), h, w)
     out = np.empty((h, w), np.float32)
 
     def work(y0: int, y1: int) -> None:
@@ -204,9 +225,10 @@ def guided_upsample(alpha_lo: np.ndarray, guide_lo: np.ndarray, guide_hi: np.nda
         in_band = sampler.nearest_rows(band, y0, y1)
         count = np.count_nonzero(in_band)
         if count > DENSE_FRACTION * in_band.size:  # mostly edges: whole rows are cheaper
-            coef = bilinear_rows(sampler.field, h, w, y0, y1)
-            guide = guide_hi[y0:y1].astype(np.float32) * np.float32(1 / 255)
-            q = np.einsum("hwc,hwc->hw", coef[..., :3], guide) + coef[..., 3]
+            coef = sampler.rows(y0, y1)
+            q = coef[3]
+            for c in range(3):
+                q += coef[c] * guide_hi[y0:y1, :, c]
             np.clip(q, 0.0, 1.0, out=q)
             rows[:] = np.where(in_band, q, sampler.nearest_rows(side, y0, y1))
         else:
@@ -214,8 +236,9 @@ def guided_upsample(alpha_lo: np.ndarray, guide_lo: np.ndarray, guide_hi: np.nda
             ys, xs = np.nonzero(in_band)
             if count:
                 coef = sampler.at(ys + y0, xs)
-                guide = guide_hi[ys + y0, xs].astype(np.float32) * np.float32(1 / 255)
-                q = np.einsum("nc,nc->n", coef[:, :3], guide) + coef[:, 3]
+                q = coef[3]
+                for c, guide in enumerate(guide_hi[ys + y0, xs].T):
+                    q += coef[c] * guide
                 rows[ys, xs] = np.clip(q, 0.0, 1.0)
     parallel_strips(work, h, strip)
     return out
