@@ -122,7 +122,8 @@ def test_decay_over_a_time_budget(tiny_data, tmp_path):
         minutes=0.05, optim={"lr": 1e-3, "warmup_steps": 0, "min_lr_ratio": 0.1, "decay_over_minutes": True}))
     train(cfg, tiny_data, tmp_path, progress=False)
     lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "train_log.csv"))]
-    assert len(lrs) >= 3 and lrs[0] > 0.9e-3 and lrs[-1] < 0.5e-3
+    # two steps at least: a loaded machine may fit no more into the three seconds
+    assert len(lrs) >= 2 and lrs[0] > 0.9e-3 and lrs[-1] < 0.5e-3
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # falls with the time spent, never rises
 
 
