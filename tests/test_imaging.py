@@ -16,6 +16,18 @@ def test_composite_equation():
     np.testing.assert_allclose(fp + (1 - alpha[..., None]) * bg, out, atol=1e-6)
 
 
+def test_to_uint8_rounds_to_nearest_and_clips_without_touching_its_input():
+    values = np.array([[-0.2, 0.0, 0.4 / 255, 1.6 / 255, 0.25, 0.9990, 1.0, 1.3]], np.float64)
+    before = values.copy()
+    out = imaging.to_uint8(values)
+    assert out.dtype == np.uint8 and out.shape == values.shape
+    assert out.tolist() == [[0, 0, 0, 2, 64, 255, 255, 255]]
+    assert np.array_equal(values, before)
+    rng = np.random.default_rng(0)
+    plane = rng.random((64, 48, 3), dtype=np.float32) * 1.2 - 0.1
+    assert np.array_equal(imaging.to_uint8(plane), np.clip(np.rint(plane * 255), 0, 255).astype(np.uint8))
+
+
 def test_premultiplied_resize_has_no_dark_fringe():
     # A red disc whose transparent pixels are black: straight-colour resizing would pull the
     # edge colour towards black.

@@ -19,7 +19,7 @@ from PIL import Image, ImageColor
 from .animation import Animation, encode_animation, steady_alpha
 from .errors import InputError, InputKind
 from .foreground import estimate_foreground
-from .imaging import atomic_save, atomic_write, composite
+from .imaging import atomic_save, atomic_write, composite, to_uint8
 from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS
 from .inference import Matter
 from .png import png_bytes, write_png
@@ -103,7 +103,7 @@ def _cut(matter: Matter, image: Image.Image, opts: CutoutOptions,
     if previous is not None:
         alpha = steady_alpha(previous[0], previous[1], rgb, alpha)
     fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
-    return rgb, fg, np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8), False
+    return rgb, fg, to_uint8(alpha), False
 
 
 def _trim_box(alpha8: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
