@@ -116,7 +116,7 @@ def measure_stages(size: int, repeats: int, threads: int | None) -> dict:
 
     from kirinuki.flat_background import clear_flat_background
     from kirinuki.foreground import estimate_foreground
-    from kirinuki.imaging import open_image
+    from kirinuki.imaging import open_image, to_uint8
     from kirinuki.inference import Matter, prepare_input, restore_size
     from kirinuki.pipeline import save_output
 
@@ -143,7 +143,7 @@ def measure_stages(size: int, repeats: int, threads: int | None) -> dict:
         lap("flat-background clearing")
         fg = estimate_foreground(rgb, alpha)
         lap("decontamination")
-        alpha8 = np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
+        alpha8 = to_uint8(alpha)
         result = Image.fromarray(np.dstack([fg, alpha8]), "RGBA")
         lap("assemble RGBA")
         save_output(result, folder / "out.png", "png")

@@ -128,46 +128,44 @@ def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
 def bilinear_rows(planes: np.ndarray, out_h: int, out_w: int, y0: int, y1: int) -> np.ndarray:
     """Rows ``y0:y1`` of ``planes`` (hxw, or cxhxw: channels first) resized bilinearly to
     ``out_h x out_w`` (pixel centres aligned, as ``align_corners=False``): (y1-y0) x out_w,
-    or c x (y1-y0) x out_w, float32.
-
-    Separable: the few source rows the strip needs are first resampled along x; then each
-    run of output rows that lies between the same two source rows is one ``base + wy *
-    (next - base)`` broadcast over the run, two passes over the output with no gather. The
-    values are those of :class:`BilinearSampler` (and of a whole-picture resize), so strips
-    put together equal the whole picture.
-    """
+    or c x (y1-y0) x out_w, float32 (:meth:`BilinearSampler.rows`)."""
     flat = planes.ndim == 2
-    src = planes[None] if flat else planes
-    r0, r1, wy = (v[y0:y1] for v in _axis_weights(src.shape[1], out_h))
-    c0, c1, wx = _axis_weights(src.shape[2], out_w)
-    lo = int(r0[0])
-    rows = src[:, lo:int(r1[-1]) + 1].astype(np.float32)
-    across = rows[:, :, c0]
-    across += (rows[:, :, c1] - across) * wx
-    out = np.empty((src.shape[0], y1 - y0, out_w), np.float32)
-    starts = np.flatnonzero(np.diff(r0, prepend=-1) | np.diff(r1, prepend=-1))
-    for start, end in zip(starts, [*starts[1:], y1 - y0]):
-        base = across[:, r0[start] - lo, None]
-        run = out[:, start:end]
-        np.multiply(wy[start:end, None], across[:, r1[start] - lo, None] - base, out=run)
-        run += base
+    out = BilinearSampler(planes[None] if flat else planes, out_h, out_w).rows(y0, y1)
     return out[0] if flat else out
 
 
 class BilinearSampler:
     """Bilinear samples of a low-resolution field (``cxhxw``, channels first) on an ``out_h x
-    out_w`` grid: whole strips of rows (:func:`bilinear_rows`), or only chosen pixels, so that
-    work is proportional to the pixels that need it. Both give the same values."""
+    out_w`` grid: whole strips of rows, or only chosen pixels, so that work is proportional to
+    the pixels that need it. Both give the same values."""
 
     def __init__(self, planes: np.ndarray, out_h: int, out_w: int) -> None:
         self.planes = np.ascontiguousarray(planes, dtype=np.float32)
-        self.out_h, self.out_w = out_h, out_w
         self.r0, self.r1, self.wy = _axis_weights(planes.shape[1], out_h)
         self.c0, self.c1, self.wx = _axis_weights(planes.shape[2], out_w)
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
-        """Every pixel of rows y0:y1: c x (y1-y0) x out_w."""
-        return bilinear_rows(self.planes, self.out_h, self.out_w, y0, y1)
+        """Every pixel of rows y0:y1: c x (y1-y0) x out_w.
+
+        Separable: the few source rows the strip needs are first resampled along x; then each
+        run of output rows that lies between the same two source rows is one ``base + wy *
+        (next - base)`` broadcast over the run, two passes over the output with no gather. The
+        values are those of :meth:`at` (and of a whole-picture resize), so strips put together
+        equal the whole picture.
+        """
+        r0, r1, wy = self.r0[y0:y1], self.r1[y0:y1], self.wy[y0:y1]
+        lo = int(r0[0])
+        source = self.planes[:, lo:int(r1[-1]) + 1]
+        across = source[:, :, self.c0]
+        across += (source[:, :, self.c1] - across) * self.wx
+        out = np.empty((len(self.planes), y1 - y0, len(self.c0)), np.float32)
+        starts = np.flatnonzero(np.diff(r0, prepend=-1) | np.diff(r1, prepend=-1))
+        for start, end in zip(starts, [*starts[1:], y1 - y0]):
+            base = across[:, r0[start] - lo, None]
+            run = out[:, start:end]
+            np.multiply(wy[start:end, None], across[:, r1[start] - lo, None] - base, out=run)
+            run += base
+        return out
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """Values at full-resolution pixels (ys, xs): c x N float32, each channel gathered
