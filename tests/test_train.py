@@ -193,6 +193,42 @@ def test_weight_average_is_scored_saved_and_resumed(tiny_data, tmp_path):
         OptimConfig(ema=1.0)
 
 
+def test_anchor_pulls_each_step_back_towards_the_start(tiny_data, tmp_path):
+    """optim.anchor: after the optimiser's step each weight moves lr * anchor of the way back
+    to the weights --init-from gave; the start is kept in the checkpoint, a resumed run pulls
+    to it bit for bit, and a run with nothing to pull to is refused."""
+    cfg = lambda steps, anchor: load_config("default", overrides=tiny_overrides(
+        steps=steps, optim={"lr": 1e-2, "warmup_steps": 0, "anchor": anchor}))
+    train(cfg(1, 0.0), tiny_data, tmp_path / "start", progress=False)
+    start = load_checkpoint(tmp_path / "start" / "last.pt")["model"]
+    free = train(cfg(1, 0.0), tiny_data, tmp_path / "free", init_from=tmp_path / "start" / "last.pt",
+                 progress=False).model.state_dict()
+    pulled = train(cfg(1, 20.0), tiny_data, tmp_path / "pulled", init_from=tmp_path / "start" / "last.pt",
+                   progress=False).model.state_dict()
+    moved = 0
+    for name, _ in pulled.items():
+        if name.endswith(("weight", "bias")):  # parameters; BatchNorm statistics are not pulled
+            expected = free[name] + 0.2 * (start[name] - free[name])
+            assert torch.allclose(pulled[name], expected, atol=1e-6), name
+            moved += int(not torch.equal(free[name], start[name]))
+    assert moved > 0
+    saved = load_checkpoint(tmp_path / "pulled" / "last.pt")
+    assert all(torch.equal(saved["anchor"][k], start[k]) for k in saved["anchor"])
+
+    straight = train(cfg(3, 20.0), tiny_data, tmp_path / "a", init_from=tmp_path / "start" / "last.pt",
+                     progress=False)
+    resumed = train(cfg(3, 20.0), tiny_data, tmp_path / "pulled", resume=tmp_path / "pulled" / "last.pt",
+                    progress=False)
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    with pytest.raises(ValueError, match="--init-from"):
+        train(cfg(1, 1.0), tiny_data, tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="holds no start"):
+        train(cfg(2, 1.0), tiny_data, tmp_path / "c", resume=tmp_path / "start" / "last.pt", progress=False)
+    with pytest.raises(ValueError, match="optim.anchor"):
+        OptimConfig(anchor=-1.0)
+
+
 def test_device_placement_trains_and_resumes_bit_for_bit(tiny_data, tmp_path):
     """Cutouts placed on the training device (a worker process sends layer tables): the run
     trains (finite losses), and a resumed run sees the same samples."""

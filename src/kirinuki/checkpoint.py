@@ -42,9 +42,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def without_training_state(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` without what only training goes on from (the optimiser state, and the raw
-    weights beside a moving average): what a bundled or derived checkpoint keeps."""
-    return {k: v for k, v in state.items() if k not in ("optimizer", "train_model")}
+    """``state`` without what only training goes on from (the optimiser state, the raw
+    weights beside a moving average, the start ``optim.anchor`` pulls to): what a bundled or
+    derived checkpoint keeps."""
+    return {k: v for k, v in state.items() if k not in ("optimizer", "train_model", "anchor")}
 
 
 def model_from_checkpoint(state: dict[str, Any]) -> AlphaNet:

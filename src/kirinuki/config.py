@@ -139,8 +139,15 @@ class OptimConfig:
     # BatchNorm layers in eval mode; their scale and shift still learn): batches of 8 move
     # them with every step (an error for networks without a pretrained encoder).
     freeze_pretrained_bn: bool = False
+    # Pull every weight towards the weights the run started from (--init-from), decoupled
+    # from the gradient as AdamW's decay is from zero: after each step, w -= lr * anchor *
+    # (w - w_start) (0: off). A continuation then searches near its start instead of
+    # drifting from it; the start is saved with the checkpoints, so a resumed run keeps it.
+    anchor: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.anchor < 0.0:
+            raise ValueError(f"optim.anchor {self.anchor!r}: a strength >= 0 (0: off)")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"optim.ema {self.ema!r}: a decay in [0, 1) (0 keeps no average)")
         if not 0.0 < self.encoder_lr_ratio <= 1.0:

@@ -247,6 +247,7 @@ class _Run:
     start_step: int
     train_seconds: float
     ema: AveragedModel | None       # the weights' moving average (optim.ema), else None
+    anchor: dict[str, torch.Tensor] | None = None  # the start the weights are pulled to (optim.anchor)
 
     @property
     def scored(self) -> AlphaNet:
@@ -289,6 +290,7 @@ def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
     model.to(procs.device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
+    anchor = _anchor_weights(model, cfg.optim, state, bool(init_from))
     opt = torch.optim.AdamW(_param_groups(model, cfg.optim), lr=cfg.optim.lr, betas=cfg.optim.betas,
                             weight_decay=cfg.optim.weight_decay)
     if state is not None and "optimizer" in state:
@@ -305,7 +307,32 @@ def _build_model(cfg: TrainConfig, procs: _Processes, resume: str | Path | None,
         if state is not None and "train_model" in state:  # resumed: the average goes on
             ema.module.load_state_dict(state["model"])
             ema.n_averaged.fill_(max(1, start_step))
-    return _Run(model, net, opt, state, start_step, train_seconds, ema)
+    return _Run(model, net, opt, state, start_step, train_seconds, ema, anchor)
+
+
+def _anchor_weights(model: AlphaNet, cfg: OptimConfig, state: dict[str, Any] | None,
+                    init_from: bool) -> dict[str, torch.Tensor] | None:
+    """The weights ``optim.anchor`` pulls towards: those the run started from with
+    --init-from, kept in its checkpoints so that a resumed run pulls to the same start."""
+    if not cfg.anchor:
+        return None
+    if state is not None:
+        if "anchor" not in state:
+            raise ValueError("optim.anchor: the checkpoint resumed from holds no start to pull to "
+                             "(it was not trained with optim.anchor)")
+        return {k: state["anchor"][k].to(p.device) for k, p in model.named_parameters()}
+    if not init_from:
+        raise ValueError("optim.anchor pulls the weights towards those a run starts from: give --init-from")
+    return {k: p.detach().clone() for k, p in model.named_parameters()}
+
+
+def _pull_to_anchor(run: _Run, strength: float) -> None:
+    """After a step: each weight moves ``lr * strength`` of the way back to its start."""
+    names = {id(p): k for k, p in run.model.named_parameters()}
+    with torch.no_grad():
+        for group in run.opt.param_groups:
+            starts = [run.anchor[names[id(p)]] for p in group["params"]]
+            torch._foreach_lerp_(group["params"], starts, min(1.0, group["lr"] * strength))
 
 
 def _build_data(cfg: TrainConfig, data_root: str | Path, procs: _Processes,
@@ -374,6 +401,8 @@ def _train_step(cfg: TrainConfig, run: _Run, procs: _Processes, batches: Iterato
     if cfg.optim.grad_clip:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.grad_clip)
     run.opt.step()
+    if run.anchor is not None:
+        _pull_to_anchor(run, cfg.optim.anchor)
     if run.ema is not None:
         run.ema.update_parameters(run.model)
     return total, parts
@@ -407,6 +436,7 @@ class _Keeper:
                 "work_size": cfg.model.work_size, "config": config_to_dict(cfg), "step": step,
                 "samples_seen": step * cfg.batch, "model": run.scored.state_dict(),
                 **({"train_model": run.model.state_dict()} if run.ema is not None else {}),
+                **({"anchor": run.anchor} if run.anchor is not None else {}),
                 "optimizer": run.opt.state_dict(), "metrics": self.metrics, "best_psnr": self.best,
                 "train_seconds": self.elapsed(), "kirinuki_version": __version__, "world_size": self.procs.world}
 
