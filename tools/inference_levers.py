@@ -2,7 +2,9 @@
 
 * **Several passes averaged**: the network at working sizes 448, 512 and 576, each on the
   picture and on its mirror image, in the combinations below; the mean alpha is then
-  cleared as the tool clears it (the flat background). "512 + mirror" is ``--tta``.
+  cleared as the tool clears it (the flat background). "512 + mirror" is ``--tta``. Both
+  levers are measured on the network's alpha without the edge matting (they were measured
+  before it existed).
 * **Detached pieces dropped**: after the tool's own prediction, every piece of foreground
   (alpha > 0.5, 8-connected) smaller than ``share`` times the largest piece is made
   transparent, with the soft pixels within ``GROW`` pixels that lie nearer to it than to a
@@ -66,7 +68,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args()
     sizes = sorted({w for keys in PASSES.values() for w, _ in keys})
-    matters = {w: Matter(args.model, work_size=w, flat_background=False) for w in sizes}
+    matters = {w: Matter(args.model, work_size=w, flat_background=False, edge_matting=False) for w in sizes}
     own = Matter(args.model).info.work_size  # the tool's own prediction is one of the passes
     if own not in sizes:
         ap.error(f"{args.model} works at {own}, not at one of {sizes}")

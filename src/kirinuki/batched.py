@@ -10,9 +10,9 @@ suits a CPU. On a GPU the same steps run on whole batches without leaving the de
    full size, ``q = A . I + b``.
 
 Same equations as :mod:`kirinuki.guided`, evaluated densely (a GPU gains nothing from
-skipping the settled pixels). Needs PyTorch. The flat-background clearing
-(:mod:`kirinuki.flat_background`, connected pieces of the picture) is left to the caller: it
-is a per-picture step on the CPU.
+skipping the settled pixels). Needs PyTorch. The edge matting (:mod:`kirinuki.edge_matting`,
+a sparse solve per picture) and the flat-background clearing (:mod:`kirinuki.flat_background`,
+connected pieces of the picture) are left to the caller: they are per-picture steps on the CPU.
 
 Where it is used, and why not in ``kirinuki cutout``: it measures what one GPU can do
 (``benchmarks/gpu_throughput.py``) and is checked against the per-picture path with the

@@ -34,6 +34,9 @@ def _model_flags() -> argparse.ArgumentParser:
     g.add_argument("--no-flat-background", dest="flat_background", action="store_false",
                    help="leave the network's alpha as it is on a flat background (by default the page's "
                         "own pixels are made transparent and the edge pixels beside it follow their colour)")
+    g.add_argument("--no-edge-matting", dest="edge_matting", action="store_false",
+                   help="leave the network's alpha along the outline as it is (by default the pixels "
+                        "around it are re-solved from the picture's colours by closed-form matting)")
     return p
 
 
@@ -41,7 +44,7 @@ def _matter(args: argparse.Namespace, device: str | None = None, threads: int | 
     from .inference import Matter
     return Matter(args.model, device=device or args.device, threads=threads or args.threads,
                   work_size=args.work_size, tta=args.tta, regions=args.regions,
-                  flat_background=args.flat_background)
+                  flat_background=args.flat_background, edge_matting=args.edge_matting)
 
 
 def _error(message: str) -> None:

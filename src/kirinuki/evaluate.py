@@ -181,7 +181,8 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
                         "work_size": matter.info.work_size, "source": matter.info.source,
                         "tta": bool(getattr(matter, "tta", False)),
                         "regions": bool(getattr(matter, "regions", False)),
-                        "flat_background": bool(getattr(matter, "flat_background", False))},
+                        "flat_background": bool(getattr(matter, "flat_background", False)),
+                        "edge_matting": bool(getattr(matter, "edge_matting", False))},
               "protocol": {"cutouts": str(cutouts), "backgrounds": str(backgrounds), "sizes": [str(s) for s in sizes],
                            "conditions": list(conditions), "seed": seed, "limit": limit,
                            "jpeg_quality": JPEG_QUALITY},
@@ -189,7 +190,8 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        options = ", ".join(f"{k} {'on' if report['model'][k] else 'off'}" for k in ("tta", "regions", "flat_background"))
+        switches = ("tta", "regions", "flat_background", "edge_matting")
+        options = ", ".join(f"{k} {'on' if report['model'][k] else 'off'}" for k in switches)
         (out / "report.md").write_text(
             f"Model: {matter.info.describe()}; {options}\n\n" + markdown_table(rows), encoding="utf-8")
         (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")

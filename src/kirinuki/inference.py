@@ -7,8 +7,11 @@ ONNX file, or a training checkpoint through PyTorch) and :meth:`Matter.predict_a
 1. resize so the longest side is the model's working size (``work_size``; the network was
    trained at that scale, so every input size looks the same to it);
 2. pad to the network's size multiple (replicating the border) and run it;
-3. bring the alpha back to full size: guided upsampling for larger inputs (edges follow the
-   full-resolution picture), area averaging for smaller ones.
+3. re-solve the band around the network's outline by closed-form matting against the
+   picture's colours, with the network's alpha as a prior (:mod:`kirinuki.edge_matting`);
+4. bring the alpha back to full size: guided upsampling for larger inputs (edges follow the
+   full-resolution picture), area averaging for smaller ones; then, on a flat background, the
+   page's own pixels are made transparent (:mod:`kirinuki.flat_background`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from PIL import Image
 
 from .bundled import DEFAULT_MODEL, bundled_file, bundled_model_info, bundled_slots
 from .config import parse_work_size
+from .edge_matting import matte_edges
 from .errors import ModelError
 from .flat_background import clear_flat_background
 from .guided import guided_upsample
@@ -96,12 +100,14 @@ class Matter:
     :func:`kirinuki.regions.region_consensus` and docs/ablation.md). flat_background: on a
     picture with a flat background, make the page's own pixels transparent and the edge pixels
     beside it follow their colour (:mod:`kirinuki.flat_background`; on by default, a no-op
-    elsewhere).
+    elsewhere). edge_matting: re-solve the few pixels around the network's outline from the
+    picture's colours (:mod:`kirinuki.edge_matting`; on by default).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  threads: int | None = None, work_size: int | str | None = None,
-                 tta: bool = False, regions: bool = False, flat_background: bool = True) -> None:
+                 tta: bool = False, regions: bool = False, flat_background: bool = True,
+                 edge_matting: bool = True) -> None:
         if model is None or (str(model) in bundled_slots() and not Path(model).exists()):
             slot = DEFAULT_MODEL if model is None else str(model)
             path = bundled_file(f"{slot}.onnx")
@@ -132,12 +138,13 @@ class Matter:
         self.tta = tta
         self.regions = regions
         self.flat_background = flat_background
+        self.edge_matting = edge_matting
 
     @classmethod
     def from_module(cls, module: Any, work_size: int | None, *, device: str = "cpu",
                     name: str = "in-memory") -> "Matter":
         """Wrap a live ``AlphaNet`` (used by training's validation, which scores the network
-        alone: no test-time flip, region consensus or flat-background clearing)."""
+        alone: no test-time flip, region consensus, edge matting or flat-background clearing)."""
         self = cls.__new__(cls)
         self._run = module_runner(module, device, None)
         self.info = ModelInfo(name=name, arch=type(module).__name__, arch_args=dict(module.config),
@@ -145,6 +152,7 @@ class Matter:
         self.tta = False
         self.regions = False
         self.flat_background = False
+        self.edge_matting = False
         return self
 
     def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray",
@@ -165,6 +173,8 @@ class Matter:
             alpha = 0.5 * (alpha + self._network_alpha(guide[:, ::-1])[:, ::-1])
         if self.regions:
             alpha = region_consensus(alpha, guide)
+        if self.edge_matting:
+            alpha = matte_edges(guide, alpha)
         edits = None
         if keep or drop:
             gh, gw = guide.shape[:2]

@@ -1,0 +1,99 @@
+"""The closed-form matting of the edge band, on composites whose true alpha is known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage as ndi
+
+from kirinuki.cli import main
+from kirinuki.edge_matting import edge_band, matte_edges
+from kirinuki.inference import Matter
+from kirinuki.samples import sample_paths
+
+
+def soft_disc(side: int = 96, radius: float = 30.0, supersample: int = 8) -> np.ndarray:
+    """An anti-aliased disc: each pixel's alpha is the share of it the disc covers."""
+    n = side * supersample
+    yy, xx = (np.mgrid[0:n, 0:n] + 0.5) / supersample
+    inside = (yy - side / 2) ** 2 + (xx - side / 2 + 3.3) ** 2 <= radius ** 2
+    return inside.reshape(side, supersample, side, supersample).mean(axis=(1, 3)).astype(np.float32)
+
+
+def composite(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A figure of two colours (left and right halves) over a textured two-tone page."""
+    h, w = alpha.shape
+    figure = np.where((np.arange(w) < w // 2)[None, :, None], [0.85, 0.30, 0.25], [0.20, 0.35, 0.80])
+    page = np.where((np.arange(h) < h // 3)[:, None, None], [0.95, 0.93, 0.80], [0.55, 0.75, 0.55])
+    page = page + rng.normal(0, 0.002, (h, w, 3))
+    image = alpha[..., None] * figure + (1 - alpha[..., None]) * page
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def band_error(estimate: np.ndarray, truth: np.ndarray, band: np.ndarray) -> float:
+    return float(np.abs(estimate - truth)[band].mean())
+
+
+def test_a_blurred_outline_is_recovered_from_the_colours():
+    """The network's alpha, too soft and shifted by a pixel, gets close to the true edge."""
+    rng = np.random.default_rng(0)
+    truth = soft_disc()
+    image = composite(truth, rng)
+    network = np.clip(ndi.shift(ndi.gaussian_filter(truth, 1.5), (0.0, 1.0), order=1), 0, 1)
+    refined = matte_edges(image, network)
+    band = edge_band(network)
+    before, after = band_error(network, truth, band), band_error(refined, truth, band)
+    assert after < 0.55 * before, (before, after)
+    assert refined.dtype == np.float32 and refined.shape == truth.shape
+    assert refined.min() >= 0.0 and refined.max() <= 1.0
+
+
+def test_only_the_band_changes_and_a_true_alpha_stays():
+    rng = np.random.default_rng(1)
+    truth = soft_disc()
+    image = composite(truth, rng)
+    network = np.clip(ndi.gaussian_filter(truth, 1.0), 0, 1)
+    refined = matte_edges(image, network)
+    outside = ~edge_band(network)
+    np.testing.assert_array_equal(refined[outside], network[outside])
+    assert not np.array_equal(refined, network)
+    # The true alpha of a two-colour composite is what the colours say: it hardly moves.
+    assert np.abs(matte_edges(image, truth) - truth).max() < 0.05
+
+
+def test_small_or_mismatched_inputs():
+    with pytest.raises(ValueError, match="differ in size"):
+        matte_edges(np.zeros((10, 10, 3), np.float32), np.zeros((10, 12), np.float32))
+    tiny = np.full((4, 4), 0.5, np.float32)
+    np.testing.assert_array_equal(matte_edges(np.zeros((4, 4, 3), np.float32), tiny), tiny)
+    opaque = np.ones((32, 32), np.float32)
+    np.testing.assert_array_equal(matte_edges(np.zeros((32, 32, 3), np.float32), opaque), opaque)
+
+
+def test_the_predictor_mattes_the_outline_unless_told_not_to():
+    """The bundled model on the white-page sample: by default the pixels along the outline
+    and where the network was unsure are re-solved; the rest of the alpha is what the
+    network and the clearing made."""
+    sample = next(p for p in sample_paths() if "white" in p.name)
+    rgb = np.asarray(Image.open(sample).convert("RGB"))
+    plain = Matter(edge_matting=False).predict_alpha(rgb)
+    matted = Matter().predict_alpha(rgb)
+    changed = np.abs(matted - plain) > 1 / 255
+    assert changed.mean() > 0.001
+    # Every change lies in the band (carried to full size by the upsampling, here 1.4x).
+    fg, unsure = plain > 0.5, (plain > 0.02) & (plain < 0.98)
+    band = ndi.binary_dilation((fg ^ ndi.binary_erosion(fg)) | unsure, iterations=6)
+    assert changed[~band].mean() < 0.001
+    assert changed[band].mean() > 0.1
+
+
+def test_evaluate_reports_whether_the_edges_were_matted(tiny_onnx, tiny_data, tmp_path):
+    for flag, expected in (([], True), (["--no-edge-matting"], False)):
+        out = tmp_path / str(expected)
+        assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "64",
+                     "--conditions", "paper", "--out", str(out), *flag]) == 0
+        assert json.loads((out / "report.json").read_text())["model"]["edge_matting"] is expected
+        assert f"edge_matting {'on' if expected else 'off'}" in (out / "report.md").read_text().splitlines()[0]
