@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from kirinuki.cli import main
 from kirinuki.edge_matting import edge_band, matte_edges
 from kirinuki.inference import Matter
 from kirinuki.samples import sample_paths
@@ -88,12 +85,3 @@ def test_the_predictor_mattes_the_outline_unless_told_not_to():
     band = ndi.binary_dilation((fg ^ ndi.binary_erosion(fg)) | unsure, iterations=6)
     assert changed[~band].mean() < 0.001
     assert changed[band].mean() > 0.1
-
-
-def test_evaluate_reports_whether_the_edges_were_matted(tiny_onnx, tiny_data, tmp_path):
-    for flag, expected in (([], True), (["--no-edge-matting"], False)):
-        out = tmp_path / str(expected)
-        assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "64",
-                     "--conditions", "paper", "--out", str(out), *flag]) == 0
-        assert json.loads((out / "report.json").read_text())["model"]["edge_matting"] is expected
-        assert f"edge_matting {'on' if expected else 'off'}" in (out / "report.md").read_text().splitlines()[0]

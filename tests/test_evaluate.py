@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY_KIRINET
+from kirinuki.cli import main
 from kirinuki.errors import DataError
 from kirinuki.evaluate import make_cases, markdown_table, run_evaluation, summarise
 from kirinuki.imaging import pad_to_square_bottom
@@ -91,3 +92,14 @@ def test_run_evaluation_writes_the_report(tiny_data, tmp_path):
 def test_scene_condition_needs_backgrounds(tiny_data):
     with pytest.raises(DataError, match="scene"):
         list(make_cases(tiny_data / "val", None, [64], conditions=["scene"]))
+
+
+@pytest.mark.parametrize("switch, flag", [("flat_background", "--no-flat-background"),
+                                          ("edge_matting", "--no-edge-matting")])
+def test_evaluate_reports_the_switches_it_ran_with(tiny_onnx, tiny_data, tmp_path, switch, flag):
+    for flags, expected in (([], True), ([flag], False)):
+        out = tmp_path / str(expected)
+        assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "64",
+                     "--conditions", "paper", "--out", str(out), *flags]) == 0
+        assert json.loads((out / "report.json").read_text())["model"][switch] is expected
+        assert f"{switch} {'on' if expected else 'off'}" in (out / "report.md").read_text().splitlines()[0]

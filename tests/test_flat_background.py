@@ -1,14 +1,12 @@
 """Flat-background clearing, on drawn figures whose true alpha is known."""
 
 import io
-import json
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from kirinuki.cli import main
 from kirinuki.flat_background import (HIDDEN_MAX_PIECE, MATCH, MAX_PIECE, TOLERANCE, clear_flat_background,
                                       page_colour)
 from kirinuki.inference import Matter
@@ -233,12 +231,3 @@ def test_the_predictor_clears_the_page_unless_told_not_to():
     cleared = clear_flat_background(rgb, network_alone)
     assert not np.array_equal(cleared, network_alone)
     np.testing.assert_array_equal(Matter(edge_matting=False).predict_alpha(rgb), cleared)
-
-
-def test_evaluate_reports_whether_the_page_was_cleared(tiny_onnx, tiny_data, tmp_path):
-    for flag, expected in (([], True), (["--no-flat-background"], False)):
-        out = tmp_path / str(expected)
-        assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "64",
-                     "--conditions", "paper", "--out", str(out), *flag]) == 0
-        assert json.loads((out / "report.json").read_text())["model"]["flat_background"] is expected
-        assert f"flat_background {'on' if expected else 'off'}" in (out / "report.md").read_text().splitlines()[0]
