@@ -55,9 +55,7 @@ def _window_entries(image: np.ndarray, centres: np.ndarray, epsilon: float) -> t
     """For 3x3 windows centred on ``centres`` (flat indices, never on the picture's border):
     the flat indices of their pixels (n, 9) and each window's share of the Laplacian
     (n, 9, 9), ``delta_ij - (1 + (I_i - mu)' (S + eps/9 I)^-1 (I_j - mu)) / 9``."""
-    w = image.shape[1]
-    offsets = (np.arange(-1, 2)[:, None] * w + np.arange(-1, 2)[None, :]).ravel()
-    idx = centres[:, None] + offsets[None, :]
+    idx = centres[:, None] + (_WINDOW_DY * image.shape[1] + _WINDOW_DX)[None, :]
     colours = image.reshape(-1, 3)[idx]                             # n x 9 x 3
     dev = colours - colours.mean(axis=1, keepdims=True)
     cov = np.einsum("nki,nkj->nij", dev, dev) / 9.0 + (epsilon / 9.0) * np.eye(3)
