@@ -156,8 +156,8 @@ def test_a_large_part_of_the_tinted_page_s_colour_is_kept():
 def test_the_pixels_beside_the_page_move_towards_the_share_their_colour_shows():
     """A solid block with a one-pixel anti-aliased edge a quarter of the way from the page's
     colour to the block's: where the network calls that edge too opaque (0.8), its alpha
-    moves half of the way down to a quarter (0.525); where the network calls it fainter, it
-    stays; the block's inside is untouched."""
+    moves three quarters of the way down to a quarter (0.3875); where the network calls it
+    fainter, it stays; the block's inside is untouched."""
     page, solid = np.array(TINT, np.float32), np.array(INK, np.float32)
     rgb = np.empty((120, 200, 3), np.uint8)
     rgb[:] = TINT
@@ -168,7 +168,7 @@ def test_the_pixels_beside_the_page_move_towards_the_share_their_colour_shows():
     predicted[:60, 99] = 0.8   # too opaque
     predicted[60:, 99] = 0.1   # fainter than the colour says
     cleared = clear_flat_background(rgb, predicted)
-    np.testing.assert_allclose(cleared[:60, 99], 0.525, atol=0.01)
+    np.testing.assert_allclose(cleared[:60, 99], 0.3875, atol=0.01)
     np.testing.assert_array_equal(cleared[60:, 99], np.float32(0.1))
     np.testing.assert_array_equal(cleared[:, 100:160], 1.0)
     np.testing.assert_array_equal(cleared[:, :99], 0.0)
