@@ -23,6 +23,8 @@ import scipy.sparse as sp
 from scipy import ndimage as ndi
 from scipy.sparse.linalg import cg
 
+from .guided import SYM3_PAIRS, solve_sym3
+
 __all__ = ["edge_band", "matte_edges", "BAND", "PRIOR", "EPSILON"]
 
 BAND = 1         # pixels each side of the network's outline (alpha = 0.5) that are solved for
@@ -58,9 +60,15 @@ def _window_entries(image: np.ndarray, centres: np.ndarray, epsilon: float) -> t
     idx = centres[:, None] + (_WINDOW_DY * image.shape[1] + _WINDOW_DX)[None, :]
     colours = image.reshape(-1, 3)[idx]                             # n x 9 x 3
     dev = colours - colours.mean(axis=1, keepdims=True)
-    cov = np.einsum("nki,nkj->nij", dev, dev) / 9.0 + (epsilon / 9.0) * np.eye(3)
-    weights = dev @ np.linalg.inv(cov) @ dev.transpose(0, 2, 1)     # n x 9 x 9
-    return idx, np.eye(9) - (1.0 + weights) / 9.0
+    planes = np.ascontiguousarray(dev.transpose(2, 0, 1))           # 3 x n x 9
+    cov = [(planes[i] * planes[j]).sum(axis=1)[:, None] / 9.0 + (epsilon / 9.0 if i == j else 0.0)
+           for i, j in SYM3_PAIRS]
+    scaled = solve_sym3(cov, planes)                                # 3 x n x 9: S^-1 (I - mu)
+    shares = np.einsum("ink,inl->nkl", planes, scaled)              # n x 9 x 9
+    shares += 1.0
+    shares /= -9.0
+    shares += np.eye(9)
+    return idx, shares
 
 
 def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior: float = PRIOR,

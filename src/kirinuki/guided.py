@@ -20,7 +20,7 @@ from .imaging import edge_band
 from .threads import on_threads, parallel_strips, thread_count
 
 __all__ = ["box_mean", "guided_coefficients", "guided_upsample", "bilinear_rows", "BilinearSampler",
-           "GUIDED_RADIUS", "GUIDED_EPS"]
+           "solve_sym3", "SYM3_PAIRS", "GUIDED_RADIUS", "GUIDED_EPS"]
 
 
 #: The guided filter's window radius (at the working size) and regularisation, shared by the
@@ -70,12 +70,13 @@ def box_mean(a: np.ndarray, r: int) -> np.ndarray:
     return _box_block(a, r, (0, 1)) if a.ndim == 2 else _box_channels(a, r, 2)
 
 
-def _solve_sym3(m: list[np.ndarray], v: np.ndarray) -> np.ndarray:
+def solve_sym3(m: list[np.ndarray], v: np.ndarray) -> np.ndarray:
     """Solve ``m x = v`` for a field of symmetric 3x3 systems by the adjugate (closed form).
 
-    m: six planes (xx, xy, xz, yy, yz, zz); v: 3 x ... (the right-hand side's planes).
-    Returns x as 3 x .... Much faster than a batched LAPACK call for millions of tiny
-    systems; safe here because eps keeps every m well conditioned.
+    m: six planes (xx, xy, xz, yy, yz, zz, the order of SYM3_PAIRS); v: 3 x ... (the
+    right-hand side's planes). Returns x as 3 x .... Much faster than a batched LAPACK call
+    for millions of tiny systems; safe for covariances with eps added to the diagonal, which
+    keeps every m well conditioned (the guided filter's and the matting Laplacian's).
     """
     a, b, c, d, e, f = m
     c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d
@@ -86,7 +87,8 @@ def _solve_sym3(m: list[np.ndarray], v: np.ndarray) -> np.ndarray:
                      (c02 * x + c12 * y + c22 * z) * inv_det])
 
 
-_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+#: The six distinct entries of a symmetric 3x3 matrix, in the order solve_sym3 takes them.
+SYM3_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
 def guided_coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -99,17 +101,17 @@ def guided_coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float) ->
     stacked = np.empty((13, *p.shape), np.float32)
     stacked[:3], stacked[3] = g, p
     np.multiply(g, p, out=stacked[4:7])
-    for k, (i, j) in enumerate(_PAIRS):
+    for k, (i, j) in enumerate(SYM3_PAIRS):
         np.multiply(g[i], g[j], out=stacked[7 + k])
     means = _box_channels(stacked, r, 0)
     mean_i, mean_p, mean_ip, mean_ii = means[:3], means[3], means[4:7], means[7:]
     cov_ip = mean_ip - mean_i * mean_p
     # Sigma: the 3x3 covariance of the guide in each window, plus eps on the diagonal.
-    var = [mean_ii[k] - mean_i[i] * mean_i[j] for k, (i, j) in enumerate(_PAIRS)]
+    var = [mean_ii[k] - mean_i[i] * mean_i[j] for k, (i, j) in enumerate(SYM3_PAIRS)]
     for k in (0, 3, 5):
         var[k] += eps
     fitted = np.empty((4, *p.shape), np.float32)
-    fitted[:3] = _solve_sym3(var, cov_ip)
+    fitted[:3] = solve_sym3(var, cov_ip)
     fitted[3] = mean_p - np.einsum("chw,chw->hw", fitted[:3], mean_i)
     coef = np.moveaxis(_box_channels(fitted, r, 0), 0, -1)
     return coef[..., :3], coef[..., 3]
