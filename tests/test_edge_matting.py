@@ -7,8 +7,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
+import kirinuki.edge_matting as edge_matting
 from kirinuki.edge_matting import edge_band, matte_edges
 from kirinuki.inference import Matter
+from kirinuki.metrics import psnr
 from kirinuki.samples import sample_paths
 
 
@@ -85,3 +87,32 @@ def test_the_predictor_mattes_the_outline_unless_told_not_to():
     band = ndi.binary_dilation((fg ^ ndi.binary_erosion(fg)) | unsure, iterations=6)
     assert changed[~band].mean() < 0.001
     assert changed[band].mean() > 0.1
+
+
+def test_windows_in_chunks_and_pictures_in_bytes_give_the_same_alpha(monkeypatch):
+    rng = np.random.default_rng(2)
+    truth = soft_disc()
+    image = composite(truth, rng)
+    network = np.clip(ndi.gaussian_filter(truth, 1.5), 0, 1)
+    whole = matte_edges(image, network)
+    monkeypatch.setattr(edge_matting, "CHUNK", 97)  # many chunks, one of them ragged
+    np.testing.assert_allclose(matte_edges(image, network), whole, atol=1e-5)
+    as_bytes = np.round(image * 255).astype(np.uint8)
+    np.testing.assert_allclose(matte_edges(as_bytes, network), matte_edges(as_bytes / 255.0, network), atol=1e-5)
+
+
+def test_precise_edges_matte_the_outline_again_at_full_size():
+    """On both samples (larger than the working size), with their true alpha: matting the
+    outline again on the full-size picture comes closer to the truth than the working-size
+    pass alone, and changes nothing away from the outline."""
+    for path in sample_paths():
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        truth = np.asarray(Image.open(path.with_name(path.stem + ".alpha.png")).convert("L")) / 255.0
+        working = Matter().predict_alpha(rgb)
+        precise = Matter(precise_edges=True).predict_alpha(rgb)
+        assert psnr(precise, truth) > psnr(working, truth) + 0.01, path.name
+        fg = working > 0.5
+        far = ~ndi.binary_dilation(fg ^ ndi.binary_erosion(fg), iterations=12)
+        np.testing.assert_array_equal(precise[far & ((working < 0.02) | (working > 0.98))],
+                                      working[far & ((working < 0.02) | (working > 0.98))])
+

@@ -94,10 +94,11 @@ def test_scene_condition_needs_backgrounds(tiny_data):
         list(make_cases(tiny_data / "val", None, [64], conditions=["scene"]))
 
 
-@pytest.mark.parametrize("switch, flag", [("flat_background", "--no-flat-background"),
-                                          ("edge_matting", "--no-edge-matting")])
-def test_evaluate_reports_the_switches_it_ran_with(tiny_onnx, tiny_data, tmp_path, switch, flag):
-    for flags, expected in (([], True), ([flag], False)):
+@pytest.mark.parametrize("switch, flag, default", [("flat_background", "--no-flat-background", True),
+                                                   ("edge_matting", "--no-edge-matting", True),
+                                                   ("precise_edges", "--precise-edges", False)])
+def test_evaluate_reports_the_switches_it_ran_with(tiny_onnx, tiny_data, tmp_path, switch, flag, default):
+    for flags, expected in (([], default), ([flag], not default)):
         out = tmp_path / str(expected)
         assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "64",
                      "--conditions", "paper", "--out", str(out), *flags]) == 0

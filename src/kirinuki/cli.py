@@ -37,6 +37,8 @@ def _model_flags() -> argparse.ArgumentParser:
     g.add_argument("--no-edge-matting", dest="edge_matting", action="store_false",
                    help="leave the network's alpha along the outline as it is (by default the pixels "
                         "around it are re-solved from the picture's colours by closed-form matting)")
+    g.add_argument("--precise-edges", action="store_true",
+                   help="also re-solve the outline at the picture's full size (slower on large pictures)")
     return p
 
 
@@ -44,7 +46,8 @@ def _matter(args: argparse.Namespace, device: str | None = None, threads: int | 
     from .inference import Matter
     return Matter(args.model, device=device or args.device, threads=threads or args.threads,
                   work_size=args.work_size, tta=args.tta, regions=args.regions,
-                  flat_background=args.flat_background, edge_matting=args.edge_matting)
+                  flat_background=args.flat_background, edge_matting=args.edge_matting,
+                  precise_edges=args.precise_edges)
 
 
 def _error(message: str) -> None:

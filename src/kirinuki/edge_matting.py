@@ -32,6 +32,7 @@ PRIOR = 0.3      # weight of the network's alpha in the objective, per pixel
 EPSILON = 1e-6   # regularisation of each window's colour covariance (Levin et al.'s epsilon)
 TOLERANCE = 1e-4  # relative residual at which conjugate gradients stop
 MAX_ITERATIONS = 500
+CHUNK = 65536    # windows whose shares of the Laplacian are formed at once (about 50 MB)
 SOFT = 0.02      # pixels the network calls neither 0 nor 1 within this are in the band too,
 NEAR = 6         # when they lie within this many pixels of the outline (a busy scene's haze
                  # far from it would double the cost for a few hundredths of a dB)
@@ -58,7 +59,9 @@ def _window_entries(image: np.ndarray, centres: np.ndarray, epsilon: float) -> t
     the flat indices of their pixels (n, 9) and each window's share of the Laplacian
     (n, 9, 9), ``delta_ij - (1 + (I_i - mu)' (S + eps/9 I)^-1 (I_j - mu)) / 9``."""
     idx = centres[:, None] + (_WINDOW_DY * image.shape[1] + _WINDOW_DX)[None, :]
-    colours = image.reshape(-1, 3)[idx]                             # n x 9 x 3
+    colours = image.reshape(-1, 3)[idx].astype(np.float64)          # n x 9 x 3
+    if image.dtype == np.uint8:
+        colours /= 255.0
     dev = colours - colours.mean(axis=1, keepdims=True)
     planes = np.ascontiguousarray(dev.transpose(2, 0, 1))           # 3 x n x 9
     cov = [(planes[i] * planes[j]).sum(axis=1)[:, None] / 9.0 + (epsilon / 9.0 if i == j else 0.0)
@@ -74,7 +77,7 @@ def _window_entries(image: np.ndarray, centres: np.ndarray, epsilon: float) -> t
 def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior: float = PRIOR,
                 epsilon: float = EPSILON) -> np.ndarray:
     """``alpha`` (HxW float in [0, 1]) with the edge band re-solved by closed-form matting
-    against ``image`` (HxWx3 float in [0, 1], the same size). Returns HxW float32."""
+    against ``image`` (HxWx3, float in [0, 1] or uint8, the same size). Returns HxW float32."""
     h, w = alpha.shape
     if image.shape[:2] != (h, w):
         raise ValueError(f"picture {image.shape[:2]} and alpha {(h, w)} differ in size")
@@ -89,16 +92,19 @@ def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior
     n = solved.size
     if n == 0:
         return out
-    near = ndi.binary_dilation(unknown, structure=np.ones((3, 3), bool))
-    idx, entries = _window_entries(image.astype(np.float64), np.flatnonzero(near), epsilon)
-
-    # Each solved pixel's row of the Laplacian, as weights on its 5x5 neighbours.
     position = np.full(h * w, -1, np.int64)
     position[solved] = np.arange(n)
-    rows = position[idx]
-    in_band = rows >= 0
-    keys = rows[in_band][:, None] * 25 + _PAIR_SLOT[np.nonzero(in_band)[1]]
-    table = np.bincount(keys.ravel(), weights=entries[in_band].ravel(), minlength=n * 25).reshape(n, 25)
+    # Each solved pixel's row of the Laplacian, as weights on its 5x5 neighbours, summed over
+    # the windows that touch the band, CHUNK windows at a time (memory stays bounded).
+    table = np.zeros(n * 25)
+    centres = np.flatnonzero(ndi.binary_dilation(unknown, structure=np.ones((3, 3), bool)))
+    for start in range(0, centres.size, CHUNK):
+        idx, entries = _window_entries(image, centres[start:start + CHUNK], epsilon)
+        rows = position[idx]
+        in_band = rows >= 0
+        keys = rows[in_band][:, None] * 25 + _PAIR_SLOT[np.nonzero(in_band)[1]]
+        table += np.bincount(keys.ravel(), weights=entries[in_band].ravel(), minlength=n * 25)
+    table = table.reshape(n, 25)
     neighbours = solved[:, None] + (_NEIGHBOUR_DY * w + _NEIGHBOUR_DX)[None, :]
     columns = position[neighbours]
     free = columns >= 0

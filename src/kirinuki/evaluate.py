@@ -182,7 +182,8 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
                         "tta": bool(getattr(matter, "tta", False)),
                         "regions": bool(getattr(matter, "regions", False)),
                         "flat_background": bool(getattr(matter, "flat_background", False)),
-                        "edge_matting": bool(getattr(matter, "edge_matting", False))},
+                        "edge_matting": bool(getattr(matter, "edge_matting", False)),
+                        "precise_edges": bool(getattr(matter, "precise_edges", False))},
               "protocol": {"cutouts": str(cutouts), "backgrounds": str(backgrounds), "sizes": [str(s) for s in sizes],
                            "conditions": list(conditions), "seed": seed, "limit": limit,
                            "jpeg_quality": JPEG_QUALITY},
@@ -190,7 +191,7 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        switches = ("tta", "regions", "flat_background", "edge_matting")
+        switches = ("tta", "regions", "flat_background", "edge_matting", "precise_edges")
         options = ", ".join(f"{k} {'on' if report['model'][k] else 'off'}" for k in switches)
         (out / "report.md").write_text(
             f"Model: {matter.info.describe()}; {options}\n\n" + markdown_table(rows), encoding="utf-8")

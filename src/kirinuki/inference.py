@@ -10,8 +10,9 @@ ONNX file, or a training checkpoint through PyTorch) and :meth:`Matter.predict_a
 3. re-solve the band around the network's outline by closed-form matting against the
    picture's colours, with the network's alpha as a prior (:mod:`kirinuki.edge_matting`);
 4. bring the alpha back to full size: guided upsampling for larger inputs (edges follow the
-   full-resolution picture), area averaging for smaller ones; then, on a flat background, the
-   page's own pixels are made transparent (:mod:`kirinuki.flat_background`).
+   full-resolution picture), area averaging for smaller ones; with ``precise_edges``, the
+   outline is matted again at full size; then, on a flat background, the page's own pixels
+   are made transparent (:mod:`kirinuki.flat_background`).
 """
 
 from __future__ import annotations
@@ -101,13 +102,15 @@ class Matter:
     picture with a flat background, make the page's own pixels transparent and the edge pixels
     beside it follow their colour (:mod:`kirinuki.flat_background`; on by default, a no-op
     elsewhere). edge_matting: re-solve the few pixels around the network's outline from the
-    picture's colours (:mod:`kirinuki.edge_matting`; on by default).
+    picture's colours (:mod:`kirinuki.edge_matting`; on by default). precise_edges: do it
+    again on the full-size picture after the upsampling (slower: its cost grows with the
+    picture; docs/ablation.md).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  threads: int | None = None, work_size: int | str | None = None,
                  tta: bool = False, regions: bool = False, flat_background: bool = True,
-                 edge_matting: bool = True) -> None:
+                 edge_matting: bool = True, precise_edges: bool = False) -> None:
         if model is None or (str(model) in bundled_slots() and not Path(model).exists()):
             slot = DEFAULT_MODEL if model is None else str(model)
             path = bundled_file(f"{slot}.onnx")
@@ -139,6 +142,7 @@ class Matter:
         self.regions = regions
         self.flat_background = flat_background
         self.edge_matting = edge_matting
+        self.precise_edges = precise_edges
 
     @classmethod
     def from_module(cls, module: Any, work_size: int | None, *, device: str = "cpu",
@@ -153,6 +157,7 @@ class Matter:
         self.regions = False
         self.flat_background = False
         self.edge_matting = False
+        self.precise_edges = False
         return self
 
     def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray",
@@ -181,6 +186,8 @@ class Matter:
             scale = lambda pts: [(min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for x, y in pts]
             alpha, edits = apply_points(alpha, guide, scale(keep), scale(drop))
         alpha = restore_size(alpha, guide, rgb)
+        if self.precise_edges and alpha.shape != guide.shape[:2]:
+            alpha = matte_edges(rgb, alpha)
         if self.flat_background:
             alpha = clear_flat_background(rgb, alpha, None if edits is None else kept_regions(edits, alpha.shape))
         # The person's keep and drop clicks have the last word.
