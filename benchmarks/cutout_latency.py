@@ -3,7 +3,7 @@
     python benchmarks/cutout_latency.py [--sizes 512 1024 2048 4096 8000] [--engines onnx torch]
                                         [--repeats 5] [--folder 100] [--json results.json]
                                         [--model default|quality|FILE] [--cli 1024]
-                                        [--stages 1024 4096] [--no-edge-matting]
+                                        [--stages 1024 4096] [--no-edge-matting] [--precise-edges]
 
 Each (engine, size) runs in a fresh process, so its peak RSS is its own: the sample picture
 is resized to NxN and saved as JPEG, then timed end to end exactly as ``kirinuki cutout``
@@ -16,7 +16,8 @@ processes on one picture (interpreter and model start-up included), beside the w
 in-process figure. ``--stages`` times each stage of the ONNX cutout on its own (the
 library's own functions called in the order ``Matter.predict_alpha`` and ``render`` call
 them), median of the warm repeats, and skips the rest. ``--no-edge-matting`` times the
-cutout without the edge matting (``kirinuki cutout --no-edge-matting``).
+cutout without the edge matting (``kirinuki cutout --no-edge-matting``), ``--precise-edges``
+with the outline matted again at full size.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def make_picture(size: int, folder: Path) -> Path:
 
 MODEL = os.environ.get("KIRINUKI_BENCH_MODEL", "default")
 EDGE_MATTING = os.environ.get("KIRINUKI_BENCH_EDGE_MATTING", "1") == "1"
+PRECISE_EDGES = os.environ.get("KIRINUKI_BENCH_PRECISE_EDGES", "0") == "1"
 
 
 def model_path(engine: str) -> str:
@@ -64,7 +66,7 @@ def measure_cli(size: int, repeats: int) -> float:
     src = make_picture(size, folder)
     cmd = [sys.executable, "-m", "kirinuki", "cutout", str(src), "-o", str(folder / "out"), "--overwrite", "-q",
            "--model", MODEL if MODEL in ("default", "quality") else model_path("onnx"),
-           *([] if EDGE_MATTING else ["--no-edge-matting"])]
+           *([] if EDGE_MATTING else ["--no-edge-matting"]), *(["--precise-edges"] if PRECISE_EDGES else [])]
     times = []
     for _ in range(repeats + 1):
         t0 = time.perf_counter()
@@ -83,7 +85,8 @@ def measure_one(engine: str, size: int, repeats: int, threads: int | None) -> di
 
     folder = Path(tempfile.mkdtemp(prefix="kirinuki-bench-"))
     src = make_picture(size, folder)
-    matter = Matter(model_path(engine), device="cpu", threads=threads, edge_matting=EDGE_MATTING)
+    matter = Matter(model_path(engine), device="cpu", threads=threads, edge_matting=EDGE_MATTING,
+                    precise_edges=PRECISE_EDGES)
     opts = CutoutOptions()
     out = folder / "out.png"
 
@@ -146,6 +149,9 @@ def measure_stages(size: int, repeats: int, threads: int | None) -> dict:
             lap("edge matting")
         alpha = restore_size(alpha, guide, rgb)
         lap("guided refinement")
+        if PRECISE_EDGES:
+            alpha = matte_edges(rgb, alpha)
+            lap("precise edges")
         alpha = clear_flat_background(rgb, alpha)
         lap("flat-background clearing")
         fg = estimate_foreground(rgb, alpha)
@@ -181,7 +187,8 @@ def measure_folder(count: int, threads: int | None) -> dict:
         w, h = (side, max(32, int(side / aspect))) if aspect > 1 else (max(32, int(side * aspect)), side)
         base.resize((w, h), Image.Resampling.BILINEAR).save(src / f"p{i:03d}.jpg", quality=90)
         pixels += w * h
-    matter = Matter(model_path("onnx"), device="cpu", threads=threads, edge_matting=EDGE_MATTING)
+    matter = Matter(model_path("onnx"), device="cpu", threads=threads, edge_matting=EDGE_MATTING,
+                    precise_edges=PRECISE_EDGES)
     jobs = plan_jobs([src], folder / "out", ".png")
     summary = run_batch(matter, jobs, CutoutOptions(), lambda p, r: None, lambda p, r: None)
     return {"images": count, "megapixels": round(pixels / 1e6, 1), "seconds": round(summary.seconds, 2),
@@ -190,7 +197,7 @@ def measure_folder(count: int, threads: int | None) -> dict:
 
 
 def main() -> int:
-    global MODEL, EDGE_MATTING
+    global MODEL, EDGE_MATTING, PRECISE_EDGES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8000])
     ap.add_argument("--engines", nargs="+", default=["onnx", "torch"], choices=("onnx", "torch"))
@@ -205,12 +212,15 @@ def main() -> int:
                     help="time each stage of the cutout at these sizes instead")
     ap.add_argument("--no-edge-matting", dest="edge_matting", action="store_false", default=EDGE_MATTING,
                     help="time the cutout without the edge matting")
+    ap.add_argument("--precise-edges", action="store_true", default=PRECISE_EDGES,
+                    help="time the cutout with the outline matted again at full size")
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "SIZE"), help=argparse.SUPPRESS)
     ap.add_argument("--folder-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ["KIRINUKI_BENCH_MODEL"] = args.model  # the measuring subprocesses use them too
     os.environ["KIRINUKI_BENCH_EDGE_MATTING"] = "1" if args.edge_matting else "0"
-    MODEL, EDGE_MATTING = args.model, args.edge_matting
+    os.environ["KIRINUKI_BENCH_PRECISE_EDGES"] = "1" if args.precise_edges else "0"
+    MODEL, EDGE_MATTING, PRECISE_EDGES = args.model, args.edge_matting, args.precise_edges
     if args.one:
         print(json.dumps(measure_one(args.one[0], int(args.one[1]), args.repeats, args.threads)))
         return 0

@@ -92,7 +92,7 @@ def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior
     n = solved.size
     if n == 0:
         return out
-    position = np.full(h * w, -1, np.int64)
+    position = np.full(h * w, -1, np.int32 if h * w < 2 ** 31 else np.int64)
     position[solved] = np.arange(n)
     # Each solved pixel's row of the Laplacian, as weights on its 5x5 neighbours, summed over
     # the windows that touch the band, CHUNK windows at a time (memory stays bounded).
@@ -102,19 +102,20 @@ def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior
         idx, entries = _window_entries(image, centres[start:start + CHUNK], epsilon)
         rows = position[idx]
         in_band = rows >= 0
-        keys = rows[in_band][:, None] * 25 + _PAIR_SLOT[np.nonzero(in_band)[1]]
+        keys = rows[in_band].astype(np.int64)[:, None] * 25 + _PAIR_SLOT[np.nonzero(in_band)[1]]
         table += np.bincount(keys.ravel(), weights=entries[in_band].ravel(), minlength=n * 25)
     table = table.reshape(n, 25)
     neighbours = solved[:, None] + (_NEIGHBOUR_DY * w + _NEIGHBOUR_DX)[None, :]
     columns = position[neighbours]
     free = columns >= 0
-    network = alpha.ravel().astype(np.float64)
+    flat = alpha.reshape(-1)
+    given = flat[solved].astype(np.float64)
     # Known neighbours enter the right-hand side: -L_uk a_k.
-    rhs = prior * network[solved] - np.where(free, 0.0, table * network[neighbours]).sum(axis=1)
+    rhs = prior * given - np.where(free, 0.0, table * flat[neighbours]).sum(axis=1)
     lap = sp.csr_matrix((table[free], columns[free], np.concatenate([[0], np.cumsum(free.sum(axis=1))])),
                         shape=(n, n))
     system = lap + prior * sp.identity(n, format="csr")
     jacobi = sp.diags(1.0 / system.diagonal())
-    solution, _ = cg(system, rhs, x0=network[solved], rtol=TOLERANCE, maxiter=MAX_ITERATIONS, M=jacobi)
+    solution, _ = cg(system, rhs, x0=given, rtol=TOLERANCE, maxiter=MAX_ITERATIONS, M=jacobi)
     out.reshape(-1)[solved] = np.clip(solution, 0.0, 1.0)
     return out
