@@ -8,7 +8,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 import kirinuki.edge_matting as edge_matting
-from kirinuki.edge_matting import edge_band, matte_edges
+from kirinuki.edge_matting import matte_edges, matting_band
 from kirinuki.inference import Matter
 from kirinuki.metrics import psnr
 from kirinuki.samples import sample_paths
@@ -43,7 +43,7 @@ def test_a_blurred_outline_is_recovered_from_the_colours():
     image = composite(truth, rng)
     network = np.clip(ndi.shift(ndi.gaussian_filter(truth, 1.5), (0.0, 1.0), order=1), 0, 1)
     refined = matte_edges(image, network)
-    band = edge_band(network)
+    band = matting_band(network)
     before, after = band_error(network, truth, band), band_error(refined, truth, band)
     assert after < 0.55 * before, (before, after)
     assert refined.dtype == np.float32 and refined.shape == truth.shape
@@ -56,7 +56,7 @@ def test_only_the_band_changes_and_a_true_alpha_stays():
     image = composite(truth, rng)
     network = np.clip(ndi.gaussian_filter(truth, 1.0), 0, 1)
     refined = matte_edges(image, network)
-    outside = ~edge_band(network)
+    outside = ~matting_band(network)
     np.testing.assert_array_equal(refined[outside], network[outside])
     assert not np.array_equal(refined, network)
     # The true alpha of a two-colour composite is what the colours say: it hardly moves.

@@ -24,8 +24,9 @@ from scipy import ndimage as ndi
 from scipy.sparse.linalg import cg
 
 from .guided import SYM3_PAIRS, solve_sym3
+from .imaging import edge_band
 
-__all__ = ["edge_band", "matte_edges", "BAND", "PRIOR", "EPSILON"]
+__all__ = ["matting_band", "matte_edges", "BAND", "PRIOR", "EPSILON"]
 
 BAND = 1         # pixels each side of the network's outline (alpha = 0.5) that are solved for
 PRIOR = 0.3      # weight of the network's alpha in the objective, per pixel
@@ -38,12 +39,11 @@ NEAR = 6         # when they lie within this many pixels of the outline (a busy 
                  # far from it would double the cost for a few hundredths of a dB)
 
 
-def edge_band(alpha: np.ndarray, band: int = BAND) -> np.ndarray:
-    """HxW bool: the pixels within ``band`` of the outline of ``alpha > 0.5``, and those
-    within NEAR of it that the network left soft (between SOFT and 1 - SOFT), grown by the
-    same ``band``."""
-    fg = alpha > 0.5
-    outline = (fg & ~ndi.binary_erosion(fg, border_value=1)) | (~fg & ~ndi.binary_erosion(~fg, border_value=1))
+def matting_band(alpha: np.ndarray, band: int = BAND) -> np.ndarray:
+    """HxW bool, the pixels solved for: those within ``band`` (4-connected steps) of the
+    outline of ``alpha > 0.5``, and those within NEAR of it that the network left soft
+    (between SOFT and 1 - SOFT), grown by the same ``band``."""
+    outline = edge_band(alpha, 0, settled=0.5)  # both sides of the 0.5 line, nothing else
     soft = (alpha > SOFT) & (alpha < 1.0 - SOFT) & ndi.binary_dilation(outline, iterations=NEAR)
     return ndi.binary_dilation(outline | soft, iterations=band) if band > 0 else outline | soft
 
@@ -84,7 +84,7 @@ def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior
     out = alpha.astype(np.float32, copy=True)
     if h < 5 or w < 5:
         return out
-    unknown = edge_band(alpha, band)
+    unknown = matting_band(alpha, band)
     # Windows lie inside the picture, so a solved pixel's neighbours (two pixels each way)
     # do too; the two outermost rows and columns keep the network's alpha.
     unknown[:2], unknown[-2:], unknown[:, :2], unknown[:, -2:] = False, False, False, False
