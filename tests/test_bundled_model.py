@@ -148,12 +148,35 @@ def test_bundling_swaps_files_only_after_every_check(tmp_path, tiny_checkpoint_p
         assert bundled_file(name, tmp_path)  # checksums match the manifest
     bundled = load_checkpoint(tmp_path / "quality.pt")
     assert "train_model" not in bundled and "optimizer" not in bundled
-    assert all(torch.equal(bundled["model"][k], v) for k, v in state["model"].items())
+    for k, v in state["model"].items():  # kernels in half precision, the rest as it was
+        assert torch.equal(bundled["model"][k], v.half() if v.is_floating_point() and v.dim() > 1 else v), k
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     bad = subprocess.run([*tool[:-1], "t2", "--tolerance", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "differ by" in bad.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing staged is left either
     assert manifest["version"] == "t1" and manifest["name"] == "kirinuki-default"
+
+
+def test_half_precision_halves_the_kernels_and_loads_as_the_rounded_network(tiny_checkpoint_path, tmp_path):
+    import torch
+    from kirinuki.checkpoint import half_precision, load_checkpoint, model_from_checkpoint, save_checkpoint
+
+    state = load_checkpoint(tiny_checkpoint_path)
+    half = half_precision(state)
+    kinds = {(str(v.dtype), v.dim() > 1) for v in half["model"].values() if v.is_floating_point()}
+    assert kinds == {("torch.float16", True), ("torch.float32", False)}  # BatchNorm and biases kept
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())  # a copy
+    size = lambda s: sum(v.numel() * v.element_size() for v in s["model"].values())
+    assert size(half) < 0.55 * size(state)
+    save_checkpoint(half, tmp_path / "half.pt")
+    net = model_from_checkpoint(load_checkpoint(tmp_path / "half.pt"))
+    for k, v in net.state_dict().items():
+        assert v.dtype == state["model"][k].dtype
+        assert torch.equal(v, half["model"][k].to(v.dtype)), k
+    x = torch.rand(1, 3, 96, 96)
+    with torch.no_grad():
+        a, b = net(x), model_from_checkpoint(state)(x)
+    assert 0 < (a - b).abs().max() < 0.01
 
 
 def test_a_bundled_model_is_named_by_its_slot(onnx_matter, tmp_path):

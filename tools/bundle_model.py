@@ -11,6 +11,10 @@ NAME.json (name, version, checksums, training facts and, when given, the evaluat
 Everything is first written to a staging folder beside the weights; only when the export,
 the parity check and the checksums are all done are the three files moved into place (the
 manifest last), so a failed step leaves the bundle that was there untouched.
+
+NAME.pt holds the kernels in half precision (``checkpoint.half_precision``: half the bytes of
+the package, and of the working tree a GPU machine receives), and NAME.onnx is exported from
+exactly those rounded weights, so the two files are one network.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from kirinuki.checkpoint import load_checkpoint, save_checkpoint, without_training_state
+from kirinuki.checkpoint import half_precision, load_checkpoint, save_checkpoint, without_training_state
 from kirinuki.export import export_checkpoint, parity_images
 from kirinuki.bundled import sha256_file
 
@@ -40,7 +44,7 @@ def bundle(checkpoint: Path, slot: str, version: str, name: str, weights: Path =
     staging = Path(tempfile.mkdtemp(prefix=f".{slot}-staging-", dir=weights))
     try:
         pt, onnx_path, manifest_path = (staging / f"{slot}{ext}" for ext in (".pt", ".onnx", ".json"))
-        save_checkpoint(slim, pt)
+        save_checkpoint(half_precision(slim), pt)
         diff = export_checkpoint(pt, onnx_path, parity_images(), name=name, tolerance=tolerance)
         manifest = {
             "name": name, "version": version, "arch": state["arch"], "arch_args": state["arch_args"],

@@ -96,15 +96,13 @@ cat "$OUT/default/stderr.txt" "$OUT/paper/stderr.txt" >> "$LOG" 2>/dev/null
 $PY - "$OUT" <<'PY' 2>&1 | tee -a "$LOG"
 import sys
 from pathlib import Path
-from kirinuki.checkpoint import load_checkpoint, save_checkpoint, without_training_state
+from kirinuki.checkpoint import half_precision, load_checkpoint, save_checkpoint, without_training_state
 out = Path(sys.argv[1])
 def slim(src, dst, half=False):
     if not src.is_file():
         print("missing", src); return
     s = without_training_state(load_checkpoint(src))
-    if half:
-        s["model"] = {k: v.half() if v.is_floating_point() else v for k, v in s["model"].items()}
-    save_checkpoint(s, dst)
+    save_checkpoint(half_precision(s) if half else s, dst)
     print(dst.name, "step", s["step"], "metrics", {k: round(v, 4) for k, v in s.get("metrics", {}).items()
                                                   if k in ("psnr", "iou")})
 slim(out / "default/best.pt", out / "default-best.pt")

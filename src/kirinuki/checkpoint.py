@@ -48,6 +48,16 @@ def without_training_state(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k not in ("optimizer", "train_model", "anchor")}
 
 
+def half_precision(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with the network's kernels and weight matrices (floating-point tensors of two
+    or more dimensions) stored in half precision: about half the bytes, for a bundled or a
+    returned checkpoint. Biases and BatchNorm parameters and statistics (one dimension, a
+    small share of the bytes) keep their precision. Loading the weights into a network casts
+    them back to its own precision, so the network then holds exactly the rounded values."""
+    model = {k: v.half() if v.is_floating_point() and v.dim() > 1 else v for k, v in state["model"].items()}
+    return {**state, "model": model}
+
+
 def model_from_checkpoint(state: dict[str, Any]) -> AlphaNet:
     """Rebuild the network a checkpoint describes and load its weights (eval mode, CPU)."""
     model = create_model(state["arch"], **state["arch_args"])
