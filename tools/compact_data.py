@@ -8,8 +8,8 @@ validation cutouts lossless; backgrounds become WebP too (quality 75, longest si
 Groups and file names are kept, so the same config works on both.
 
 The GPU machine receives the project's working tree (tracked files and untracked ones git
-does not ignore) together with this copy, 64 MiB at most. The script ends by adding the
-three up: it exits with an error, naming the sizes, when they would not fit.
+does not ignore) together with this copy, 64 MiB at most. The script ends by adding them
+up: it exits with an error, naming the sizes, when they would not fit.
 """
 
 from __future__ import annotations
