@@ -11,7 +11,7 @@ import kirinuki.edge_matting as edge_matting
 from kirinuki.edge_matting import matte_edges, matting_band
 from kirinuki.inference import Matter
 from kirinuki.metrics import psnr
-from kirinuki.samples import sample_paths
+from kirinuki.samples import sample_paths, true_alpha_path
 
 
 def soft_disc(side: int = 96, radius: float = 30.0, supersample: int = 8) -> np.ndarray:
@@ -107,7 +107,7 @@ def test_precise_edges_matte_the_outline_again_at_full_size():
     pass alone, and changes nothing away from the outline."""
     for path in sample_paths():
         rgb = np.asarray(Image.open(path).convert("RGB"))
-        truth = np.asarray(Image.open(path.with_name(path.stem + ".alpha.png")).convert("L")) / 255.0
+        truth = np.asarray(Image.open(true_alpha_path(path)).convert("L")) / 255.0
         working = Matter().predict_alpha(rgb)
         precise = Matter(precise_edges=True).predict_alpha(rgb)
         assert psnr(precise, truth) > psnr(working, truth) + 0.01, path.name

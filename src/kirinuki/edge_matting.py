@@ -24,7 +24,7 @@ from scipy import ndimage as ndi
 from scipy.sparse.linalg import cg
 
 from .guided import SYM3_PAIRS, solve_sym3
-from .imaging import edge_band
+from .imaging import binary_dilate, edge_band
 
 __all__ = ["matting_band", "matte_edges", "BAND", "PRIOR", "EPSILON"]
 
@@ -97,7 +97,7 @@ def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior
     # Each solved pixel's row of the Laplacian, as weights on its 5x5 neighbours, summed over
     # the windows that touch the band, CHUNK windows at a time (memory stays bounded).
     table = np.zeros(n * 25)
-    centres = np.flatnonzero(ndi.binary_dilation(unknown, structure=np.ones((3, 3), bool)))
+    centres = np.flatnonzero(binary_dilate(unknown, 1))
     for start in range(0, centres.size, CHUNK):
         idx, entries = _window_entries(image, centres[start:start + CHUNK], epsilon)
         rows = position[idx]
