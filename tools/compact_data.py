@@ -55,9 +55,6 @@ def working_tree_bytes(project: Path = PROJECT) -> int:
     return sum(f.stat().st_size for f in files if f.is_file() and not f.is_symlink())
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
 
 def main(src_root: str, dst_root: str) -> None:
     src, dst = Path(src_root), Path(dst_root)
@@ -76,9 +73,9 @@ def main(src_root: str, dst_root: str) -> None:
     with ThreadPoolExecutor(4) as pool:
         total = sum(pool.map(lambda j: shrink(*j), jobs))
     print(f"{len(jobs)} files, {total / 1e6:.1f} MB in {dst}")
-    tree, data = working_tree_bytes(), folder_bytes(dst)
-    travel = f"working tree {tree / 2**20:.1f} MiB + {dst} {data / 2**20:.1f} MiB = {(tree + data) / 2**20:.1f} MiB"
-    if tree + data > TRAVEL_LIMIT:
+    tree = working_tree_bytes()  # and the copy is ``total``: the folder was empty before
+    travel = f"working tree {tree / 2**20:.1f} MiB + {dst} {total / 2**20:.1f} MiB = {(tree + total) / 2**20:.1f} MiB"
+    if tree + total > TRAVEL_LIMIT:
         sys.exit(f"compact_data: {travel}, over the {TRAVEL_LIMIT / 2**20:.0f} MiB that travel to the GPU machine")
     print(f"{travel} of the {TRAVEL_LIMIT / 2**20:.0f} MiB that travel")
 
