@@ -43,11 +43,13 @@ PRESET=${PRESET:-default}         # the recipe: default (kirinet) or lite (pretr
 INIT=${INIT:-default}             # weights to continue: a bundled model's name or a checkpoint
 PLACEMENT=${PLACEMENT:-device}    # where cutouts are placed: device (batched warp) or cpu (workers)
 SETS=${SETS:-}                    # more overrides for that run, e.g. SETS="data.p_lineart=0.1 data.p_drawn=0.15"
+SETS_B=${SETS_B:-}                # a second run beside it with these overrides added (b-best.pt, b-last.pt)
+B_WORKERS=${B_WORKERS:-$WORKERS}  # its DataLoader workers
 VAL_EVERY=${VAL_EVERY:-250}       # its validations (best.pt is the best of them): the CPU runs peaked early
 DATA=.data/compact
 PY=${PY:-python3}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
-mkdir -p "$OUT/default" "$OUT/paper"
+mkdir -p "$OUT/default" "$OUT/b" "$OUT/paper"
 LOG="$OUT/log.txt"
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 say() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
@@ -65,7 +67,7 @@ for SIZE in 256 512; do
     say "training throughput at $SIZE"
     timeout 75 $PY benchmarks/train_speed.py --data "$DATA" --preset "$PRESET" --size $SIZE \
         --batch $([ $SIZE = 256 ] && echo "$SPEED_BATCH" || echo "$BATCH") --steps "$SPEED_STEPS" \
-        --workers $(( WORKERS + PAPER_WORKERS )) --placement "$PLACEMENT" 2>&1 | tee -a "$LOG"
+        --workers $(( WORKERS + PAPER_WORKERS + ${SETS_B:+B_WORKERS} + 0 )) --placement "$PLACEMENT" 2>&1 | tee -a "$LOG"
 done
 say "composites per second"
 timeout 25 $PY benchmarks/composite_speed.py --data "$DATA" --sizes 256 512 --samples 64 2>&1 | tee -a "$LOG"
@@ -75,13 +77,22 @@ fi
 SECS=$(( $(left) - 45 ))
 MIN=$($PY -c "print(round(max(0.2, $SECS / 60 - 0.4), 2))")   # 0.4 min: start-up before the clock
 say "training for $MIN minutes"
-timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset "$PRESET" --data "$DATA" --val "$DATA/val/anime" \
-    --out "$OUT/default" --init-from "$INIT" --minutes "$MIN" --batch "$BATCH" --workers "$WORKERS" -q \
-    --set "sizes=$SIZES" --set model.work_size=$WORK --set optim.lr=$LR \
-    --set optim.warmup_steps=50 --set optim.decay_over_minutes=true --set optim.min_lr_ratio=0.05 \
-    --set "data.placement=\"$PLACEMENT\"" $(for kv in $SETS; do printf -- '--set %s ' "$kv"; done) \
-    --set val_every=$VAL_EVERY --set ckpt_every=250 --set log_every=50 > "$OUT/default/stderr.txt" 2>&1 &
+# The default model's run: its output folder, its workers, then its --set overrides.
+train_default() {
+    local dir=$1 workers=$2; shift 2
+    timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset "$PRESET" --data "$DATA" --val "$DATA/val/anime" \
+        --out "$OUT/$dir" --init-from "$INIT" --minutes "$MIN" --batch "$BATCH" --workers "$workers" -q \
+        --set "sizes=$SIZES" --set model.work_size=$WORK --set optim.lr=$LR \
+        --set optim.warmup_steps=50 --set optim.decay_over_minutes=true --set optim.min_lr_ratio=0.05 \
+        --set "data.placement=\"$PLACEMENT\"" $(for kv in "$@"; do printf -- '--set %s ' "$kv"; done) \
+        --set val_every=$VAL_EVERY --set ckpt_every=250 --set log_every=50 > "$OUT/$dir/stderr.txt" 2>&1
+}
+train_default default "$WORKERS" $SETS &
 PID_DEFAULT=$!
+if [ -n "$SETS_B" ]; then     # the same recipe with one change, side by side, for the same minutes
+    train_default b "$B_WORKERS" $SETS $SETS_B &
+    PID_B=$!
+fi
 if [ "$PAPER_WORKERS" -gt 0 ]; then
     timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset paper --data "$DATA" --val "$DATA/val/anime" \
         --out "$OUT/paper" --minutes "$MIN" --workers "$PAPER_WORKERS" -q \
@@ -89,8 +100,9 @@ if [ "$PAPER_WORKERS" -gt 0 ]; then
     PID_PAPER=$!
 fi
 wait $PID_DEFAULT; say "default run ended ($?)"
+if [ -n "$SETS_B" ]; then wait $PID_B; say "run b ended ($?)"; fi
 if [ "$PAPER_WORKERS" -gt 0 ]; then wait $PID_PAPER; say "paper run ended ($?)"; fi
-cat "$OUT/default/stderr.txt" "$OUT/paper/stderr.txt" >> "$LOG" 2>/dev/null
+cat "$OUT/default/stderr.txt" "$OUT/b/stderr.txt" "$OUT/paper/stderr.txt" >> "$LOG" 2>/dev/null
 
 # Weights only (no optimiser state, no raw weights beside an average); the paper model in fp16 so that it fits the 16 MB per file.
 $PY - "$OUT" <<'PY' 2>&1 | tee -a "$LOG"
@@ -107,11 +119,14 @@ def slim(src, dst, half=False):
                                                   if k in ("psnr", "iou")})
 slim(out / "default/best.pt", out / "default-best.pt")
 slim(out / "default/last.pt", out / "default-last.pt")
+if (out / "b").is_dir():
+    slim(out / "b/best.pt", out / "b-best.pt")
+    slim(out / "b/last.pt", out / "b-last.pt")
 paper = out / "paper/best.pt" if (out / "paper/best.pt").is_file() else out / "paper/last.pt"
 slim(paper, out / "paper.pt", half=True)
 PY
-tar czf "$OUT/logs.tgz" -C "$OUT" default/train_log.csv default/val_log.csv paper/train_log.csv \
-    paper/val_log.csv 2>/dev/null
-rm -rf "$OUT/default" "$OUT/paper"
+tar czf "$OUT/logs.tgz" -C "$OUT" --ignore-failed-read default/train_log.csv default/val_log.csv \
+    b/train_log.csv b/val_log.csv paper/train_log.csv paper/val_log.csv 2>/dev/null
+rm -rf "$OUT/default" "$OUT/b" "$OUT/paper"
 say "done"
 ls -la "$OUT" | tee -a "$LOG"
