@@ -12,11 +12,13 @@
 #      paper preset from scratch, trained side by side on the same GPU for the same minutes
 #      (the rest of the budget), the default model with most of the CPU cores (PLACEMENT:
 #      where its cutouts are placed, device by default; SETS: more --set overrides for it);
+#      SETS_B="..." trains a second run beside it with those overrides added, an equal-budget
+#      comparison of one change (B_WORKERS workers; b-best.pt and b-last.pt come back);
 #   3. weights-only copies of the results and the logs, small enough to come back.
 # Needs: PyTorch, numpy and Pillow on the machine (no install, no network) and the compact
 # data copy in .data/compact (python tools/compact_data.py ../shared/data .data/compact).
-# Writes to $OUT (or gpu-out/) at most 8 files: log.txt, logs.tgz, default-best.pt,
-# default-last.pt, paper.pt (fp16). Evaluate them on the full-size val/ afterwards (see
+# Writes to $OUT (or gpu-out/) at most 8 files: log.txt, logs.tgz, default-best.pt (b-best.pt),
+# default-last.pt (b-last.pt), paper.pt (fp16). Evaluate them on the full-size val/ afterwards (see
 # docs/gpu-training.md) and bundle the default model only if it scores better.
 #
 # A CPU dry run (a minute or two):
