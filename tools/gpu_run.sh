@@ -51,7 +51,7 @@ VAL_EVERY=${VAL_EVERY:-250}       # its validations (best.pt is the best of them
 DATA=.data/compact
 PY=${PY:-python3}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
-mkdir -p "$OUT/default" "$OUT/b" "$OUT/paper"
+mkdir -p "$OUT/default" "$OUT/paper" ${SETS_B:+"$OUT/b"}
 LOG="$OUT/log.txt"
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 say() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
