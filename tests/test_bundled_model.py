@@ -150,6 +150,14 @@ def test_bundling_swaps_files_only_after_every_check(tmp_path, tiny_checkpoint_p
     assert "train_model" not in bundled and "optimizer" not in bundled
     for k, v in state["model"].items():  # kernels in half precision, the rest as it was
         assert torch.equal(bundled["model"][k], v.half() if v.is_floating_point() and v.dim() > 1 else v), k
+    # The ONNX file stores those kernels as float16 too (each behind a Cast): every kernel of
+    # 64 values or more, and nothing else.
+    import onnx
+    from onnx import numpy_helper
+    stored = [numpy_helper.to_array(t) for t in onnx.load(tmp_path / "quality.onnx").graph.initializer]
+    halves = sorted(a.size for a in stored if a.dtype == np.float16)
+    assert halves and halves == sorted(v.numel() for v in bundled["model"].values()
+                                       if v.dtype == torch.float16 and v.numel() >= 64)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     bad = subprocess.run([*tool[:-1], "t2", "--tolerance", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "differ by" in bad.stderr
