@@ -14,12 +14,17 @@ compact_data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compact_data)
 
 
-def test_the_copy_keeps_names_and_exact_alpha_and_reports_what_travels(tiny_data, tmp_path, capsys):
+def test_the_copy_keeps_names_and_exact_alpha_and_reports_what_travels(tiny_data, tmp_path, capsys, monkeypatch):
     data = shutil.copytree(tiny_data, tmp_path / "data")
     (data / "val" / "backgrounds").mkdir()
     Image.open(data / "backgrounds" / "bg0.jpg").save(data / "val" / "backgrounds" / "v0.jpg")
+    monkeypatch.setattr(compact_data, "COPY", {"train/a": (50, 90), "val": (320, None)})
     compact_data.main(data, tmp_path / "c")
     assert "MiB of the 64 MiB that travel" in capsys.readouterr().out
+    assert not (tmp_path / "c" / "train" / "b").exists()  # a folder the table does not name stays behind
+    for original in (data / "train" / "a").glob("*.png"):  # each folder at its own side, lossy colour
+        with Image.open(original) as a, Image.open(tmp_path / "c" / "train" / "a" / f"{original.stem}.webp") as b:
+            assert max(b.size) == min(50, max(a.size)) and b.mode == "RGBA"
     assert sorted(p.name for p in (tmp_path / "c" / "backgrounds").iterdir()) == ["bg0.webp", "bg1.webp", "bg2.webp"]
     assert (tmp_path / "c" / "val" / "backgrounds" / "v0.webp").is_file()
     for original in (data / "val").glob("*.png"):  # validation cutouts: lossless, alpha exact

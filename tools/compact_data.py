@@ -2,10 +2,15 @@
 
     python tools/compact_data.py ../shared/data .data/compact
 
-Cutouts are downscaled (longest side: anime 384, painted 192, clip art 128, validation 320)
-and stored as WebP with the alpha exact: training cutouts with lossy colour (quality 85),
-validation cutouts lossless; backgrounds become WebP too (quality 75, longest side 384).
-Groups and file names are kept, so the same config works on both.
+Every picture is stored as WebP, downscaled to at most the longest side in ``COPY`` and with
+the alpha exact: training cutouts with lossy colour, validation cutouts lossless,
+backgrounds lossy. Groups and file names are kept, so the same config works on both.
+
+The sides follow what training uses: the pipeline caches cutouts at ``data.cache_side`` (640)
+and draws characters at most about as large as the canvas, so anime characters (most of the
+draws) keep 640 px, painted ones 384 and clip art 224; backgrounds keep 384. A copy with every
+cutout at 384 px or less and colour at quality 85 measurably cost the plain rows (see
+docs/ablation.md, "The carried data copy").
 
 The GPU machine receives the project's working tree (tracked files and untracked ones git
 does not ignore) together with this copy, 64 MiB at most. The script ends by adding them
@@ -25,11 +30,12 @@ from PIL import Image
 TRAVEL_LIMIT = 64 * 2**20
 PROJECT = Path(__file__).resolve().parents[1]
 
-SIDES = {"train/anime": 384, "train/painted": 192, "train/clipart": 128, "val": 320}
-BACKGROUND_SIDE = 384
+#: Per folder: the longest side kept and the WebP colour quality (None: lossless).
+COPY = {"train/anime": (640, 90), "train/painted": (384, 90), "train/clipart": (224, 85), "val": (320, None)}
+BACKGROUNDS = (384, 75)
 
 
-def shrink(src: Path, dst: Path, side: int, rgba: bool, exact_colour: bool = True) -> int:
+def shrink(src: Path, dst: Path, side: int, rgba: bool, quality: int | None) -> int:
     with Image.open(src) as im:
         im = im.convert("RGBA" if rgba else "RGB")
     if max(im.size) > side:
@@ -38,12 +44,12 @@ def shrink(src: Path, dst: Path, side: int, rgba: bool, exact_colour: bool = Tru
         im = (im.convert("RGBa").resize(size, Image.Resampling.LANCZOS).convert("RGBA") if rgba
               else im.resize(size, Image.Resampling.LANCZOS))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if rgba and exact_colour:
+    if quality is None:
         im.save(dst, "WEBP", lossless=True, method=4, exact=True)
     elif rgba:  # lossy colour, lossless alpha (alpha_quality 100)
-        im.save(dst, "WEBP", quality=85, alpha_quality=100, method=4)
+        im.save(dst, "WEBP", quality=quality, alpha_quality=100, method=4)
     else:
-        im.save(dst, "WEBP", quality=75, method=6)
+        im.save(dst, "WEBP", quality=quality, method=6)
     return dst.stat().st_size
 
 
@@ -61,15 +67,15 @@ def main(src_root: str, dst_root: str) -> None:
     if dst.exists() and any(dst.iterdir()):  # files of an older copy would travel as well
         sys.exit(f"compact_data: {dst} is not empty; remove it first, or name a new folder")
     jobs = []
-    for group, side in SIDES.items():
+    for group, (side, quality) in COPY.items():
         for f in sorted((src / group).rglob("*.png")):
-            jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), side, True, group == "val"))
+            jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), side, True, quality))
     # Training backgrounds, and the validation scenes (never trained on) that in-training
     # validation and `kirinuki evaluate` composite on.
     for folder in ("backgrounds", "val/backgrounds"):
         for f in sorted((src / folder).glob("*")):
             if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
-                jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), BACKGROUND_SIDE, False))
+                jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), BACKGROUNDS[0], False, BACKGROUNDS[1]))
     with ThreadPoolExecutor(4) as pool:
         total = sum(pool.map(lambda j: shrink(*j), jobs))
     print(f"{len(jobs)} files, {total / 1e6:.1f} MB in {dst}")
