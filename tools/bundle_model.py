@@ -14,7 +14,8 @@ manifest last), so a failed step leaves the bundle that was there untouched.
 
 NAME.pt holds the kernels in half precision (``checkpoint.half_precision``: half the bytes of
 the package, and of the working tree a GPU machine receives), and NAME.onnx is exported from
-exactly those rounded weights, so the two files are one network.
+exactly those rounded weights (stored as float16 there too: ``export.store_half``), so the two
+files are one network.
 """
 
 from __future__ import annotations
