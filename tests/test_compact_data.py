@@ -23,8 +23,10 @@ def test_the_copy_keeps_names_and_exact_alpha_and_reports_what_travels(tiny_data
     assert "MiB of the 64 MiB that travel" in capsys.readouterr().out
     assert not (tmp_path / "c" / "train" / "b").exists()  # a folder the table does not name stays behind
     for original in (data / "train" / "a").glob("*.png"):  # each folder at its own side, lossy colour
-        with Image.open(original) as a, Image.open(tmp_path / "c" / "train" / "a" / f"{original.stem}.webp") as b:
+        copy = tmp_path / "c" / "train" / "a" / f"{original.stem}.webp"
+        with Image.open(original) as a, Image.open(copy) as b:
             assert max(b.size) == min(50, max(a.size)) and b.mode == "RGBA"
+        assert b"ALPH" in copy.read_bytes()[:64]  # lossy WebP keeps its alpha in its own chunk; lossless has none
     assert sorted(p.name for p in (tmp_path / "c" / "backgrounds").iterdir()) == ["bg0.webp", "bg1.webp", "bg2.webp"]
     assert (tmp_path / "c" / "val" / "backgrounds" / "v0.webp").is_file()
     for original in (data / "val").glob("*.png"):  # validation cutouts: lossless, alpha exact
