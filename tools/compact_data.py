@@ -26,6 +26,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from kirinuki.imaging import BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, find_images
+
 #: What may travel to the GPU machine in all: the project's working tree and the data copy.
 TRAVEL_LIMIT = 64 * 2**20
 PROJECT = Path(__file__).resolve().parents[1]
@@ -33,6 +35,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 #: Per folder: the longest side kept and the WebP colour quality (None: lossless).
 COPY = {"train/anime": (640, 90), "train/painted": (384, 90), "train/clipart": (224, 85), "val": (320, None)}
 BACKGROUNDS = (384, 75)
+#: Training backgrounds, and the validation scenes (never trained on) that in-training
+#: validation and `kirinuki evaluate` composite on.
+BACKGROUND_FOLDERS = ("backgrounds", "val/backgrounds")
 
 
 def shrink(src: Path, dst: Path, side: int, rgba: bool, quality: int | None) -> int:
@@ -67,15 +72,15 @@ def main(src_root: str, dst_root: str) -> None:
     if dst.exists() and any(dst.iterdir()):  # files of an older copy would travel as well
         sys.exit(f"compact_data: {dst} is not empty; remove it first, or name a new folder")
     jobs = []
+    backgrounds = [src / folder for folder in BACKGROUND_FOLDERS]
+    # The files training and `kirinuki evaluate` read: the same suffixes, subfolders included.
     for group, (side, quality) in COPY.items():
-        for f in sorted((src / group).rglob("*.png")):
-            jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), side, True, quality))
-    # Training backgrounds, and the validation scenes (never trained on) that in-training
-    # validation and `kirinuki evaluate` composite on.
-    for folder in ("backgrounds", "val/backgrounds"):
-        for f in sorted((src / folder).glob("*")):
-            if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
-                jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), BACKGROUNDS[0], False, BACKGROUNDS[1]))
+        for f in find_images(src / group, CUTOUT_SUFFIXES):
+            if not any(f.is_relative_to(b) for b in backgrounds):  # "val" holds val/backgrounds
+                jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), side, True, quality))
+    for folder in backgrounds:
+        for f in find_images(folder, BACKGROUND_SUFFIXES):
+            jobs.append((f, (dst / f.relative_to(src)).with_suffix(".webp"), BACKGROUNDS[0], False, BACKGROUNDS[1]))
     with ThreadPoolExecutor(4) as pool:
         total = sum(pool.map(lambda j: shrink(*j), jobs))
     print(f"{len(jobs)} files, {total / 1e6:.1f} MB in {dst}")
