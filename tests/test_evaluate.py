@@ -87,6 +87,14 @@ def test_run_evaluation_writes_the_report(tiny_data, tmp_path):
     assert [(int(r[3].split(",")[0]), int(r[4].split(",")[0])) for r in rows] == [(len(hits), 4 - len(hits))] * 2
     psnr = np.mean([c["psnr"] for c in report["cases"] if (c["condition"], c["size"]) == ("scene", "64") and c["name"] in hits])
     assert f", {psnr:.2f} /" in rows[1][3]
+    # the report.json itself gives the same table; a file that is no report, one line naming it
+    again = subprocess.run([sys.executable, str(tool), str(tmp_path / "report.json"), "--match", first],
+                           capture_output=True, text=True, check=True)
+    assert again.stdout == run.stdout
+    for bad in (tmp_path / "worst.png", tmp_path / "missing"):
+        fail = subprocess.run([sys.executable, str(tool), str(bad)], capture_output=True, text=True)
+        assert fail.returncode == 2 and "Traceback" not in fail.stderr and fail.stdout == ""
+        assert f"{bad}" in fail.stderr.strip().splitlines()[-1]
 
 
 def test_scene_condition_needs_backgrounds(tiny_data):
