@@ -31,7 +31,7 @@
 # and of the pretrained recipe's training alone (its set-up takes about a minute on a CPU):
 #   OUT=/tmp/dry BATCH=8 WORKERS=1 PAPER_WORKERS=0 BENCH=0 PRESET=lite INIT=quality \
 #       SIZES=[256] WORK=256 SETS="optim.ema=0.998 optim.encoder_lr_ratio=0.1" VAL_EVERY=20 bash tools/gpu_run.sh 200
-# (add PHASE2=100 and 100 seconds to the budget for the second phase).
+# (the second phase too: VAL_EVERY=10 PHASE2=150 and a budget of 420).
 set -uo pipefail
 T0=$(date +%s)
 BUDGET=${1:-560}
@@ -117,11 +117,14 @@ fi
 wait $PID_DEFAULT; say "default run ended ($?)"
 if [ -n "$SETS_B" ]; then wait $PID_B; say "run b ended ($?)"; fi
 if [ "$PHASE2" -gt 0 ]; then         # from the first phase's best weights, for the seconds left to it
-    if [ -f "$OUT/default/best.pt" ]; then
-        train_default phase2 "$WORKERS" "$OUT/default/best.pt" "$(( $(left) - 45 ))" $SETS $SETS2
-        say "second phase ended ($?)"
-    else
+    SECS2=$(( $(left) - 45 ))
+    if [ ! -f "$OUT/default/best.pt" ]; then
         say "second phase skipped: the first left no best.pt"
+    elif [ "$SECS2" -lt 30 ]; then
+        say "second phase skipped: $SECS2 s left to it"
+    else
+        train_default phase2 "$WORKERS" "$OUT/default/best.pt" "$SECS2" $SETS $SETS2
+        say "second phase ended ($?)"
     fi
 fi
 if [ "$PAPER_WORKERS" -gt 0 ]; then wait $PID_PAPER; say "paper run ended ($?)"; fi
