@@ -58,8 +58,7 @@ SETS2=${SETS2:-data.bg_scene=0}   # that phase's overrides, added to SETS
 DATA=.data/compact
 PY=${PY:-python3}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
-mkdir -p "$OUT/default" "$OUT/paper" ${SETS_B:+"$OUT/b"}
-[ "$PHASE2" -gt 0 ] && mkdir -p "$OUT/phase2"
+mkdir -p "$OUT/paper"              # each run of the default model makes its own folder
 LOG="$OUT/log.txt"
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 say() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
@@ -95,6 +94,7 @@ say "training for $MIN minutes"
 # seconds, then its --set overrides.
 train_default() {
     local dir=$1 workers=$2 init=$3 secs=$4; shift 4
+    mkdir -p "$OUT/$dir"
     timeout -s TERM -k 20 $(( secs + 30 )) $PY -m kirinuki train --preset "$PRESET" --data "$DATA" --val "$DATA/val/anime" \
         --out "$OUT/$dir" --init-from "$init" --minutes "$(minutes "$secs")" --batch "$BATCH" --workers "$workers" -q \
         --set "sizes=$SIZES" --set model.work_size=$WORK --set optim.lr=$LR \
@@ -109,7 +109,7 @@ if [ -n "$SETS_B" ]; then     # the same recipe with one change, side by side, f
     PID_B=$!
 fi
 if [ "$PAPER_WORKERS" -gt 0 ]; then
-    timeout -s TERM $(( SECS + 30 )) $PY -m kirinuki train --preset paper --data "$DATA" --val "$DATA/val/anime" \
+    timeout -s TERM -k 20 $(( SECS + 30 )) $PY -m kirinuki train --preset paper --data "$DATA" --val "$DATA/val/anime" \
         --out "$OUT/paper" --minutes "$MIN" --workers "$PAPER_WORKERS" -q \
         --set val_every=2000 --set ckpt_every=1000 --set log_every=200 > "$OUT/paper/stderr.txt" 2>&1 &
     PID_PAPER=$!
