@@ -2,7 +2,7 @@
 
     python benchmarks/cutout_latency.py [--sizes 512 1024 2048 4096 8000] [--engines onnx torch]
                                         [--repeats 5] [--folder 100] [--json results.json]
-                                        [--model default|quality|FILE] [--cli 1024]
+                                        [--model default|FILE] [--cli 1024]
                                         [--stages 1024 4096] [--no-edge-matting] [--precise-edges]
 
 Each (engine, size) runs in a fresh process, so its peak RSS is its own: the sample picture
@@ -52,12 +52,13 @@ PRECISE_EDGES = os.environ.get("KIRINUKI_BENCH_PRECISE_EDGES", "0") == "1"
 
 
 def model_path(engine: str) -> str:
-    """The bundled model ``MODEL`` (``--model``: default or quality) for the engine, or a
-    file given by path."""
-    from kirinuki.bundled import bundled_file, bundled_slots
-    if MODEL not in bundled_slots():
+    """The bundled model ``MODEL`` (``--model``: default) for the engine, or a file given by
+    path."""
+    from kirinuki.bundled import bundled_file, bundled_slot
+    slot = bundled_slot(MODEL)
+    if slot is None:
         return MODEL
-    return str(bundled_file(f"{MODEL}.onnx" if engine == "onnx" else f"{MODEL}.pt"))
+    return str(bundled_file(f"{slot}.onnx" if engine == "onnx" else f"{slot}.pt"))
 
 
 def measure_cli(size: int, repeats: int) -> float:
@@ -65,7 +66,7 @@ def measure_cli(size: int, repeats: int) -> float:
     folder = Path(tempfile.mkdtemp(prefix="kirinuki-cli-"))
     src = make_picture(size, folder)
     cmd = [sys.executable, "-m", "kirinuki", "cutout", str(src), "-o", str(folder / "out"), "--overwrite", "-q",
-           "--model", MODEL if MODEL in ("default", "quality") else model_path("onnx"),
+           "--model", model_path("onnx"),
            *([] if EDGE_MATTING else ["--no-edge-matting"]), *(["--precise-edges"] if PRECISE_EDGES else [])]
     times = []
     for _ in range(repeats + 1):
@@ -205,7 +206,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--folder", type=int, default=100, help="pictures in the folder run (0: skip)")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--model", default=MODEL, help="a bundled model's name (default, quality) or a model file")
+    ap.add_argument("--model", default=MODEL, help="a bundled model's name (default) or a model file")
     ap.add_argument("--cli", type=int, nargs="*", default=[1024], metavar="SIZE",
                     help="also time the one-file CLI (start-up included) at these sizes")
     ap.add_argument("--stages", type=int, nargs="+", metavar="SIZE",

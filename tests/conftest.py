@@ -119,3 +119,39 @@ def sample_over_magenta() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     fg = np.where(a > 0.05, np.clip((on_white - (1 - a)) / np.maximum(a, 1e-3), 0, 1), on_white)
     on_magenta = np.rint(np.clip(a * fg + (1 - a) * np.array([1.0, 0.0, 1.0]), 0, 1) * 255).astype(np.uint8)
     return alpha, fg, on_magenta
+
+
+#: The signboard of :func:`meadow_with_a_signboard`: its box (left, top, right, bottom) and a
+#: point inside it, in the meadow sample's pixels.
+SIGNBOARD = (330, 100, 450, 190)
+SIGNBOARD_POINT = (400, 150)
+
+
+def meadow_with_a_signboard() -> np.ndarray:
+    """The meadow sample with a yellow, black-framed signboard drawn into the sky beside the
+    hair: a drawn prop the bundled model keeps as character (about 94 % opaque), the kind of
+    mistake the click fix is for. HxWx3 uint8; the sample's true alpha still holds."""
+    from kirinuki.samples import sample_paths
+
+    sample = next(p for p in sample_paths() if "meadow" in p.name)
+    im = Image.open(sample).convert("RGB")
+    ImageDraw.Draw(im).rectangle(SIGNBOARD, fill=(230, 200, 40), outline=(0, 0, 0), width=3)
+    return np.asarray(im)
+
+
+#: A page of the meadow character's back-hair colour, and a point on that hair.
+HAIR_PAGE = (180, 60, 108)
+HAIR_POINT = (281, 178)
+
+
+def character_on_her_hair_colour() -> tuple[np.ndarray, np.ndarray]:
+    """The meadow sample's character composited with its true alpha on a flat page of her back
+    hair's colour: the bundled model loses that hair (IoU 0.958), the seed paper's lost-skirt
+    failure. Returns (HxWx3 uint8, the true alpha HxW float32 in [0, 1])."""
+    from kirinuki.samples import sample_paths, true_alpha_path
+
+    sample = next(p for p in sample_paths() if "meadow" in p.name)
+    rgb = np.asarray(Image.open(sample).convert("RGB")).astype(np.float32)
+    alpha = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    a = alpha[..., None]
+    return np.round(a * rgb + (1 - a) * np.float32(HAIR_PAGE)).astype(np.uint8), alpha

@@ -290,6 +290,10 @@ def test_init_from_checks_the_architecture(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="weights are a kirinet"):
         train(load_config("default", overrides=other), tiny_data, tmp_path / "b",
               init_from=tmp_path / "a" / "last.pt", progress=False)
+    # The bundled model is a kirilite: from another recipe, the error names the preset that fits.
+    with pytest.raises(ValueError, match=r"weights are a kirilite .*--preset lite"):
+        train(load_config("default", overrides=tiny_overrides(steps=1)), tiny_data, tmp_path / "c",
+              init_from="default", progress=False)
 
 
 @pytest.mark.slow

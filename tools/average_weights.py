@@ -1,6 +1,6 @@
 """Average the weights of two checkpoints of one architecture (a two-model "soup").
 
-    python tools/average_weights.py src/kirinuki/weights/quality.pt runs/J/best.pt \
+    python tools/average_weights.py src/kirinuki/weights/default.pt runs/J/best.pt \
         runs/soup.pt --share 0.05
     kirinuki evaluate --model runs/soup.pt --data ../shared/data/val/anime ...
 

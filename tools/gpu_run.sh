@@ -7,8 +7,8 @@
 #   1. the batched inference throughput at 1024x1024 (whole tensor path) and the training
 #      throughput of PRESET at 256 and 512 px with the data pipeline included (cutouts placed
 #      on the device), for docs/benchmarks.md;
-#   2. the default model (PRESET, default: the default recipe), continued from INIT (default:
-#      the bundled weights; PRESET=lite INIT=quality continues the pretrained network), and the
+#   2. the default model (PRESET, default: lite, the bundled network's recipe), continued from
+#      INIT (default: the bundled weights; PRESET=default trains the kirinet recipe), and the
 #      paper preset from scratch, trained side by side on the same GPU for the same minutes
 #      (the rest of the budget), the default model with most of the CPU cores (PLACEMENT:
 #      where its cutouts are placed, device by default; SETS: more --set overrides for it);
@@ -29,7 +29,7 @@
 #   OUT=/tmp/dry BATCH=8 WORKERS=1 PAPER_WORKERS=1 SPEED_BATCH=8 SPEED_STEPS=10 THROUGHPUT=1 \
 #       bash tools/gpu_run.sh 150
 # and of the pretrained recipe's training alone (its set-up takes about a minute on a CPU):
-#   OUT=/tmp/dry BATCH=8 WORKERS=1 PAPER_WORKERS=0 BENCH=0 PRESET=lite INIT=quality \
+#   OUT=/tmp/dry BATCH=8 WORKERS=1 PAPER_WORKERS=0 BENCH=0 PRESET=lite INIT=default \
 #       SIZES=[256] WORK=256 SETS="optim.ema=0.998 optim.encoder_lr_ratio=0.1" VAL_EVERY=20 bash tools/gpu_run.sh 200
 # (the second phase too: VAL_EVERY=10 PHASE2=150 and a budget of 420).
 set -uo pipefail
@@ -46,7 +46,7 @@ BENCH=${BENCH:-1}                 # 0: skip the throughput measurements
 SIZES=${SIZES:-[384,448,512]}     # training canvases of the default model
 WORK=${WORK:-512}                 # its working size
 LR=${LR:-1e-3}
-PRESET=${PRESET:-default}         # the recipe: default (kirinet) or lite (pretrained kirilite)
+PRESET=${PRESET:-lite}            # the recipe: lite (pretrained kirilite, the bundled network) or default (kirinet)
 INIT=${INIT:-default}             # weights to continue: a bundled model's name or a checkpoint
 PLACEMENT=${PLACEMENT:-device}    # where cutouts are placed: device (batched warp) or cpu (workers)
 SETS=${SETS:-}                    # more overrides for that run, e.g. SETS="data.p_lineart=0.1 data.p_drawn=0.15"

@@ -10,7 +10,7 @@
   transparent, with the soft pixels within ``GROW`` pixels that lie nearer to it than to a
   kept piece: against blobs of scenery kept beside the character.
 
-    python tools/inference_levers.py --model quality --data ../shared/data/val/anime \\
+    python tools/inference_levers.py --model default --data ../shared/data/val/anime \\
         --backgrounds ../shared/data/val/backgrounds [--size 512]
 
 Prints PSNR / IoU per condition, and for the dropped pieces how many cases got better or
@@ -62,7 +62,7 @@ def drop_detached(alpha: np.ndarray, share: float) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="quality")
+    ap.add_argument("--model", default="default")
     ap.add_argument("--data", required=True)
     ap.add_argument("--backgrounds", required=True)
     ap.add_argument("--size", type=int, default=512)

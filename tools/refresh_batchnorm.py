@@ -1,6 +1,6 @@
 """Recompute a checkpoint's BatchNorm statistics from its own recipe's training composites.
 
-    python tools/refresh_batchnorm.py src/kirinuki/weights/quality.pt runs/quality-bn.pt \
+    python tools/refresh_batchnorm.py src/kirinuki/weights/default.pt runs/default-bn.pt \
         --data ../shared/data [--samples 320] [--size 320]
 
 Writes a copy of the checkpoint whose ``model`` weights keep every learned parameter and carry

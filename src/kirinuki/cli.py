@@ -43,7 +43,11 @@ def _model_flags() -> argparse.ArgumentParser:
 
 
 def _matter(args: argparse.Namespace, device: str | None = None, threads: int | None = None):
+    from .bundled import former_name_note
     from .inference import Matter
+    note = former_name_note(args.model)
+    if note and not getattr(args, "quiet", False):
+        print(f"{PROG}: {note}", file=sys.stderr, flush=True)
     return Matter(args.model, device=device or args.device, threads=threads or args.threads,
                   work_size=args.work_size, tta=args.tta, regions=args.regions,
                   flat_background=args.flat_background, edge_matting=args.edge_matting,
@@ -67,8 +71,8 @@ def _torch_missing(what: str) -> bool:
 def _checkpoint_without_torch(model: str | None) -> bool:
     if not model or str(model).lower().endswith(".onnx"):
         return False
-    from .bundled import bundled_slots
-    return str(model) not in bundled_slots() and _torch_missing(f"--model {model} (a training checkpoint)")
+    from .bundled import bundled_slot
+    return bundled_slot(model) is None and _torch_missing(f"--model {model} (a training checkpoint)")
 
 
 def _version_text() -> str:

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .bundled import DEFAULT_MODEL, bundled_file, bundled_model_info, bundled_slots
+from .bundled import bundled_file, bundled_model_info, bundled_slot
 from .config import parse_work_size
 from .edge_matting import matte_edges
 from .errors import ModelError
@@ -90,8 +90,8 @@ def restore_size(alpha_lo: np.ndarray, guide_lo: np.ndarray, rgb: np.ndarray) ->
 class Matter:
     """A loaded alpha model, reused across calls.
 
-    model: None (the bundled default), the name of a bundled model (``quality`` where it is
-    bundled), a path to an ``.onnx`` file (ONNX Runtime, no
+    model: None (the bundled default), the name of a bundled model (``default``; the former
+    ``quality`` finds it too), a path to an ``.onnx`` file (ONNX Runtime, no
     PyTorch needed) or to a training checkpoint ``.pt`` (PyTorch). device: ``auto``, ``cpu``
     or ``cuda``. threads: CPU threads (None: the runtime's default). work_size: override the
     model's working size (an int, or ``"native"`` to run at the input's own size). tta:
@@ -111,8 +111,8 @@ class Matter:
                  threads: int | None = None, work_size: int | str | None = None,
                  tta: bool = False, regions: bool = False, flat_background: bool = True,
                  edge_matting: bool = True, precise_edges: bool = False) -> None:
-        if model is None or (str(model) in bundled_slots() and not Path(model).exists()):
-            slot = DEFAULT_MODEL if model is None else str(model)
+        slot = bundled_slot(model)
+        if slot is not None:
             path = bundled_file(f"{slot}.onnx")
             manifest = bundled_model_info(slot)
         else:

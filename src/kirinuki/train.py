@@ -222,16 +222,20 @@ def _validate(model: AlphaNet, cfg: TrainConfig, cases: list, device: torch.devi
 
 
 def _initial_weights(init_from: str | Path) -> dict[str, Any]:
-    from .bundled import bundled_file, bundled_slots
-    if str(init_from) in bundled_slots() and not Path(init_from).exists():
-        init_from = bundled_file(f"{init_from}.pt")
+    from .bundled import bundled_file, bundled_slot
+    slot = bundled_slot(str(init_from))
+    if slot is not None:
+        init_from = bundled_file(f"{slot}.pt")
     return load_checkpoint(init_from)
 
 
 def _load_weights(model: AlphaNet, state: dict[str, Any], cfg: TrainConfig, source: str | Path,
                   key: str = "model") -> None:
     if state["arch"] != cfg.model.name or state["arch_args"] != model.config:
-        raise ValueError(f"{source}: weights are a {state['arch']} {state['arch_args']}, "
+        from .config import PRESETS, load_config
+        fits = [p for p in PRESETS if load_config(p).model.name == state["arch"]]
+        hint = f" (the {fits[0]} preset's: --preset {fits[0]})" if fits else ""
+        raise ValueError(f"{source}: weights are a {state['arch']} {state['arch_args']}{hint}, "
                          f"the config asks for {cfg.model.name} {model.config}")
     model.load_state_dict(state[key])
 
