@@ -36,8 +36,10 @@ __all__ = ["OPSET", "export_onnx", "export_checkpoint", "parity_check", "store_h
 OPSET = 17
 
 
-def export_onnx(model: AlphaNet, path: str | os.PathLike, meta: dict[str, Any]) -> Path:
-    """Write ``model`` as ONNX to ``path`` (atomically), with ``meta`` in its metadata."""
+def export_onnx(model: AlphaNet, path: str | os.PathLike, meta: dict[str, Any], half: bool = True) -> Path:
+    """Write ``model`` as ONNX to ``path`` (atomically), with ``meta`` in its metadata.
+    half: store the kernels that float16 holds exactly as float16 (:func:`store_half`);
+    False keeps every initializer in float32 (what a quantizer reads)."""
     import onnx
 
     path = Path(path)
@@ -51,7 +53,9 @@ def export_onnx(model: AlphaNet, path: str | os.PathLike, meta: dict[str, Any]) 
                           do_constant_folding=False, input_names=["image"], output_names=["alpha"],
                           dynamic_axes={"image": {0: "n", 2: "height", 3: "width"},
                                         "alpha": {0: "n", 2: "height", 3: "width"}})
-    proto = store_half(onnx.load_from_string(graph.getvalue()))
+    proto = onnx.load_from_string(graph.getvalue())
+    if half:
+        proto = store_half(proto)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "kirinuki", json.dumps(meta, sort_keys=True)
     proto.producer_name = "kirinuki"
