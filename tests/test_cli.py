@@ -57,7 +57,7 @@ def test_train_then_evaluate_then_export(tiny_data, tmp_path, checkpoint):
 
 def test_errors_are_one_line_with_the_path(tmp_path):
     out = run_cli("evaluate", "--model", str(tmp_path / "missing.onnx"), "--data", str(tmp_path))
-    assert out.returncode == 1
+    assert out.returncode == 2  # a model the person named that cannot be used: a usage error
     assert out.stderr.strip().count("\n") == 0
     assert out.stderr.startswith("kirinuki: error: ") and "missing.onnx" in out.stderr
 
@@ -99,3 +99,110 @@ def test_without_pytorch_one_line_names_the_extra(tmp_path, args):
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and "pip install 'kirinuki[train]'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--work-size", "16"], "working size 16 is outside 192 to 2048"),
+    (["--work-size", "4096"], "working size 4096 is outside 192 to 2048"),
+    (["--threads", "0"], "must be 1 or more, not 0"),
+    (["--threads", "-3"], "must be 1 or more, not -3"),
+    (["--max-pixels", "-5"], "positive number of megapixels"),
+    (["--max-pixels", "abc"], "not a number of megapixels"),
+    (["--max-frames", "0"], "must be 1 or more"),
+    (["--trim", "abc"], "'abc' is not a whole number"),
+    (["--trim", "-1"], "the trim margin must be 0 or more"),
+])
+def test_options_out_of_range_are_usage_errors_that_name_the_option(flags, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["cutout", "x.jpg", "-o", "out", *flags])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and flags[0] in err and message in err, err
+
+
+@pytest.mark.parametrize("port, message", [("99999", "65535 or less"), ("http", "not a whole number")])
+def test_serve_refuses_a_port_that_cannot_be(port, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--port", port])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_and_never_serving():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        r = run_cli("serve", "--port", str(taken.getsockname()[1]))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "cannot listen on 127.0.0.1" in r.stderr and "serving" not in r.stderr
+
+
+def test_a_model_that_cannot_be_used_is_a_usage_error_in_one_line(tmp_path):
+    picture = tmp_path / "pic.webp"
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(picture)
+    for model, message in (("nosuchmodel", "no bundled model of that name (bundled: default)"),
+                           (str(picture), "not a model file")):
+        r = run_cli("cutout", str(picture), "-o", str(tmp_path / "out"), "--model", model)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+        assert "Error)" not in r.stderr  # no exception class names for the person to decode
+
+
+def test_mask_with_a_background_is_a_usage_error(tmp_path):
+    assert main(["cutout", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--mask",
+                 "--background", "red"]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_keep_and_drop_on_an_animation_or_a_video_are_usage_errors(tmp_path, tiny_onnx):
+    from test_animation import moving_figure
+
+    moving_figure(tmp_path / "sticker.gif", "GIF")
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded: the suffix says video")
+    for name in ("sticker.gif", "clip.mp4"):
+        r = run_cli("cutout", str(tmp_path / name), "-o", str(tmp_path / "out"), "--model", str(tiny_onnx),
+                    "--keep", "5,5")
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "--keep and --drop apply to still pictures" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_format_for_the_other_kind_of_input_is_noted_with_what_was_written(tmp_path, tiny_onnx):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "white").save(tmp_path / "a.png")
+    r = run_cli("cutout", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_onnx),
+                "--format", "webm")
+    assert r.returncode == 0, r.stderr
+    assert "--format webm applies to videos; a picture is written as PNG" in r.stderr
+    assert Image.open(tmp_path / "out" / "a.png").format == "PNG"
+    quiet = run_cli("cutout", str(tmp_path / "a.png"), "-o", str(tmp_path / "out2"), "--model", str(tiny_onnx),
+                    "--format", "webp")
+    assert quiet.returncode == 0 and "--format" not in quiet.stderr
+
+
+def test_a_huge_declared_animation_fails_in_one_line_without_pillows_warning(tmp_path, tiny_onnx):
+    """A two-frame GIF whose header declares a 9500x9500 screen: 90 MP a frame is over
+    Pillow's own warning threshold and under the default limit, both frames together over it."""
+    import warnings
+
+    from PIL import Image
+
+    from PIL import ImageDraw
+
+    frames = [Image.new("RGB", (10, 10), "white") for _ in range(2)]
+    for i, frame in enumerate(frames):  # two different frames, or the GIF writer merges them
+        ImageDraw.Draw(frame).rectangle((4 * i, 0, 4 * i + 3, 3), fill="red")
+    path = tmp_path / "huge.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    data = bytearray(path.read_bytes())
+    data[6:10] = (9500).to_bytes(2, "little") * 2  # the logical screen's width and height
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:  # what the check must keep quiet
+        warnings.simplefilter("always")
+        Image.open(path).close()
+    assert any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
+    r = run_cli("cutout", str(path), "-o", str(tmp_path / "out"), "--model", str(tiny_onnx))
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 2 and "over the limit of 100 MP" in r.stderr  # the error and the summary
+    assert "Warning" not in r.stderr

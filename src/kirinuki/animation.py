@@ -24,10 +24,10 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .errors import InputError, InputKind
-from .imaging import atomic_write, image_to_rgba_or_rgb
+from .imaging import atomic_write, image_to_rgba_or_rgb, pillow_open
 from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL
 
-__all__ = ["Animation", "read_animation", "steady_alpha", "steady_sequence", "flicker", "encode_animation",
+__all__ = ["Animation", "is_animation", "read_animation", "steady_alpha", "steady_sequence", "flicker", "encode_animation",
            "UNCHANGED"]
 
 #: A pixel whose colour moved by at most this much (8-bit levels, every channel) is unchanged.
@@ -45,6 +45,16 @@ class Animation:
     info: dict = field(default_factory=dict)
 
 
+def is_animation(path: "str | os.PathLike") -> bool:
+    """Whether the file is an animated GIF, APNG or WebP of two frames or more, from its
+    header (no frame decoded); False for anything Pillow cannot open."""
+    try:
+        with pillow_open(path, DEFAULT_MAX_PIXELS) as im:
+            return bool(getattr(im, "is_animated", False)) and getattr(im, "n_frames", 1) >= 2
+    except Exception:
+        return False
+
+
 def read_animation(source: "str | os.PathLike | bytes", max_frames: int = DEFAULT_MAX_FRAMES,
                    max_pixels: int = DEFAULT_MAX_PIXELS) -> Animation | None:
     """The frames of an animated GIF, APNG or WebP, or None for a still picture (open those
@@ -53,7 +63,7 @@ def read_animation(source: "str | os.PathLike | bytes", max_frames: int = DEFAUL
     header, before any frame is decoded."""
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     try:
-        im = Image.open(stream)
+        im = pillow_open(stream, max_pixels)
     except Exception:
         return None  # not a picture, or not one this reader knows: the still-picture path says why
     with im:

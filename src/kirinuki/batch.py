@@ -151,6 +151,9 @@ def shard(jobs: Sequence[Job], rank: int, world: int) -> list[Job]:
 def _cut_one(matter: Matter, source: Path, target: Path, opts: CutoutOptions,
              on_note: Callable[[Path, str], None], on_frame: Callable[[int, int], None] | None) -> str | None:
     """Cut out one input into ``target``: a video, an animation or a still. Returns a note."""
+    format_note = opts.format_note(source)
+    if format_note:
+        on_note(source, format_note)
     if is_video(source):
         try:
             return cutout_video(matter, source, target, opts.video_fmt, video_frame_renderer(matter, opts),

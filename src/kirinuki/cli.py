@@ -10,7 +10,8 @@ from typing import Sequence
 from ._version import __version__
 from .config import PRESETS, parse_work_size
 from .errors import KirinukiError
-from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL
+from .errors import ModelError
+from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL, WORK_SIZE_RANGE
 
 PROG = "kirinuki"
 
@@ -24,9 +25,10 @@ def _model_flags() -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
     g.add_argument("--model", help=MODEL_HELP)
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    g.add_argument("--threads", type=int, help="CPU threads for the network")
+    g.add_argument("--threads", type=_positive_int, help="CPU threads for the network")
     g.add_argument("--work-size", type=_work_size,
-                   help="override the model's working size (an integer of at least 16, or 'native')")
+                   help=f"override the model's working size ({WORK_SIZE_RANGE[0]} to {WORK_SIZE_RANGE[1]} "
+                        "pixels, or 'native')")
     g.add_argument("--tta", action="store_true", help="test-time flip: average with the mirrored picture's "
                                                        "prediction (twice the network time)")
     g.add_argument("--regions", action="store_true",
@@ -132,9 +134,39 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _work_size(text: str) -> int | str:
     try:
-        return parse_work_size(text) or "native"
+        size = parse_work_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if size is None:
+        return "native"
+    low, high = WORK_SIZE_RANGE
+    if not low <= size <= high:
+        raise argparse.ArgumentTypeError(f"working size {size} is outside {low} to {high} pixels (or 'native')")
+    return size
+
+
+def _whole_number(text: str, least: int, what: str = "it") -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{what} must be {least} or more, not {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _megapixels(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of megapixels") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the pixel limit must be a positive number of megapixels, not {text}")
+    return value
 
 
 def _point(text: str) -> tuple[int, int]:
@@ -148,11 +180,15 @@ def _point(text: str) -> tuple[int, int]:
     return points[0]
 
 
+def _port(text: str) -> int:
+    port = _whole_number(text, 0, "the port")
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"the port must be 65535 or less, not {port}")
+    return port
+
+
 def _trim_margin(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("the trim margin must be 0 or more")
-    return value
+    return _whole_number(text, 0, "the trim margin")
 
 
 def _add_cutout(sub: argparse._SubParsersAction) -> None:
@@ -173,7 +209,7 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
                    help="pictures: png (the default; APNG for an animation), lossless webp, or gif (one bit of "
                         "transparency); videos: webm (the default, VP9 with alpha), mov (ProRes 4444 with alpha) "
                         "or png (a folder of frames)")
-    p.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES, metavar="N",
+    p.add_argument("--max-frames", type=_positive_int, default=DEFAULT_MAX_FRAMES, metavar="N",
                    help="refuse animations of more frames (default %(default)s)")
     p.add_argument("--trim", nargs="?", const=0, type=_trim_margin, metavar="MARGIN",
                    help="crop to the content's bounding box plus MARGIN pixels (default 0)")
@@ -186,7 +222,7 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="recompute the alpha of inputs that already have one")
     p.add_argument("--no-decontaminate", dest="decontaminate", action="store_false",
                    help="keep the input colours on soft edges")
-    p.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / MEGAPIXEL, metavar="MP",
+    p.add_argument("--max-pixels", type=_megapixels, default=DEFAULT_MAX_PIXELS / MEGAPIXEL, metavar="MP",
                    help="refuse pictures over this many megapixels, checked before decoding (default 100)")
     p.add_argument("--distributed", action="store_true",
                    help="take this process's share of the inputs from RANK / WORLD_SIZE (as torchrun sets "
@@ -210,6 +246,9 @@ def _run_cutout(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error(f"--background: {exc}")
         return 2
+    if args.mask and background is not None:
+        _error("--mask writes the alpha alone: it takes no --background")
+        return 2
     if args.output.exists() and not args.output.is_dir():
         _error(f"{args.output}: not a folder")
         return 2
@@ -220,6 +259,11 @@ def _run_cutout(args: argparse.Namespace) -> int:
         from .inference import check_points
         if len(args.inputs) != 1 or Path(args.inputs[0]).is_dir():
             _error("--keep and --drop take points of one picture: give exactly one input file")
+            return 2
+        from .animation import is_animation
+        from .video import is_video
+        if is_video(Path(args.inputs[0])) or is_animation(args.inputs[0]):
+            _error(f"{args.inputs[0]}: --keep and --drop apply to still pictures, not to animations or videos")
             return 2
         try:
             check_points(args.keep, args.drop, *open_image(args.inputs[0], max_pixels).size)
@@ -234,7 +278,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
     opts = CutoutOptions(mask=args.mask, background=background, fmt=fmt, video_fmt=video_fmt, trim=args.trim,
                          overwrite=args.overwrite, force=args.force, decontaminate=args.decontaminate,
                          max_pixels=max_pixels, keep=tuple(args.keep), drop=tuple(args.drop),
-                         max_frames=args.max_frames)
+                         max_frames=args.max_frames, asked_fmt=args.format)
     rank, world, device, threads = 0, 1, args.device, args.threads
     if args.distributed:
         plan = plan_rank(args.model, args.device, args.threads)
@@ -350,18 +394,18 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                        description="A page for cutting out pictures in the browser, and POST /api/cutout. "
                                    "Binds to loopback by default; --host 0.0.0.0 exposes it to the network.")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--workers", type=int, default=1, help="cutouts computed at the same time (default 1)")
     p.add_argument("--queue", type=int, default=8, help="requests allowed to wait; more get 503 (default 8)")
     p.add_argument("--max-upload-mb", type=float, default=25.0)
-    p.add_argument("--max-pixels", type=float, default=DEFAULT_MAX_PIXELS / MEGAPIXEL, metavar="MP",
+    p.add_argument("--max-pixels", type=_megapixels, default=DEFAULT_MAX_PIXELS / MEGAPIXEL, metavar="MP",
                    help="refuse pictures over this many megapixels (default %(default)g)")
     p.set_defaults(func=_run_serve)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     try:
-        from .web.app import ServeSettings, serve
+        from .web.app import ServeSettings, listen, serve
     except ImportError as exc:
         _error(f"kirinuki serve needs the web extra: pip install 'kirinuki[web]' ({exc.name} is missing)")
         return 1
@@ -371,10 +415,15 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.queue < 0:
         _error("--workers must be at least 1 and --queue at least 0")
         return 2
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        _error(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})")
+        return 2
     matter = _matter(args)
     settings = ServeSettings(host=args.host, port=args.port, workers=args.workers, queue=args.queue,
                              max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels * MEGAPIXEL))
-    serve(matter, settings)
+    serve(matter, settings, sock)
     return 0
 
 
@@ -397,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except ModelError as exc:  # a model the person named that cannot be used is a usage error
+        _error(str(exc))
+        return 2 if getattr(args, "model", None) else 1
     except (KirinukiError, OSError, ValueError, RuntimeError) as exc:
         _error(str(exc))
         return 1

@@ -33,6 +33,7 @@ from .limits import DEFAULT_MAX_PIXELS, MEGAPIXEL
 
 __all__ = [
     "open_image",
+    "pillow_open",
     "CUTOUT_SUFFIXES",
     "BACKGROUND_SUFFIXES",
     "find_images",
@@ -275,6 +276,17 @@ def image_to_rgba_or_rgb(image: "Image.Image") -> Image.Image:
     return out
 
 
+def pillow_open(stream: "str | os.PathLike | io.BytesIO", max_pixels: int) -> Image.Image:
+    """``Image.open`` under our pixel limit instead of Pillow's: Pillow warns (a two-line
+    Python warning) over its own limit and refuses twice that before ours is checked, so the
+    limit asked for here is the one that applies, in the CLI, the API and the web app alike.
+    Raises what ``Image.open`` raises."""
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(stream)
+
+
 def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open a picture as users have them: RGB or RGBA, EXIF orientation applied, colour
     managed to sRGB, first frame of an animation. ``source`` is a path or the file's bytes.
@@ -298,13 +310,8 @@ def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MA
         except PermissionError:
             raise InputError("permission denied", InputKind.PERMISSION) from None
         stream = p
-    # Pillow refuses pictures over twice its own limit before ours is checked: the limit
-    # asked for here is the one that applies, in the CLI, the API and the web app alike.
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(stream)
+        im = pillow_open(stream, max_pixels)
     except UnidentifiedImageError:
         raise InputError("not an image, or a format kirinuki cannot read", InputKind.UNSUPPORTED) from None
     except Image.DecompressionBombError as exc:

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .bundled import bundled_file, bundled_model_info, bundled_slot
+from .bundled import bundled_file, bundled_model_info, bundled_slot, bundled_slots
 from .config import parse_work_size
 from .edge_matting import matte_edges
 from .errors import ModelError
@@ -119,7 +119,10 @@ class Matter:
             path = Path(model)
             manifest = {}
             if not path.is_file():
-                raise ModelError(f"{path}: no such model file")
+                raise ModelError(f"{path}: no such model file, and no bundled model of that name "
+                                 f"(bundled: {', '.join(bundled_slots())})")
+            if path.suffix.lower() not in (".onnx", ".pt", ".pth"):
+                raise ModelError(f"{path}: not a model file (an exported .onnx file or a training checkpoint .pt)")
         if path.suffix.lower() == ".onnx":
             self._run, meta = onnx_runner(path, device, threads)
             info = ModelInfo(name=manifest.get("name", meta.get("name", path.stem)),
@@ -130,7 +133,10 @@ class Matter:
         else:
             from .checkpoint import load_checkpoint, model_from_checkpoint
 
-            state = load_checkpoint(path)
+            try:
+                state = load_checkpoint(path)
+            except ValueError as exc:
+                raise ModelError(str(exc)) from None
             module = model_from_checkpoint(state)
             self._run = module_runner(module, device, threads)
             info = ModelInfo(name=state.get("name", path.stem), arch=state["arch"],

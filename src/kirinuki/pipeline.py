@@ -66,10 +66,23 @@ class CutoutOptions:
     max_frames: int = DEFAULT_MAX_FRAMES
     # What a video becomes: webm (VP9 with alpha), mov (ProRes 4444) or png (a folder of frames).
     video_fmt: str = "webm"
+    # The format the person asked for (--format), when one was: a picture format asked for a
+    # video, or a video format for a picture, is noted with what was written instead.
+    asked_fmt: str | None = None
 
     @property
     def suffix(self) -> str:
         return "." + self.fmt
+
+    def format_note(self, source: Path) -> str | None:
+        """A note when the asked-for format does not apply to this input's kind."""
+        video = Path(source).suffix.lower() in VIDEO_SUFFIXES
+        written = self.video_fmt if video else self.fmt
+        if self.asked_fmt is None or self.asked_fmt == written:
+            return None
+        kind, other = ("a video", "pictures") if video else ("a picture", "videos")
+        shown = "a folder of PNG frames" if video and written == "png" else written.upper()
+        return f"--format {self.asked_fmt} applies to {other}; {kind} is written as {shown}"
 
     def suffix_for(self, source: Path) -> str:
         """The output's suffix for this input: a picture's format, or a video's ("" for a

@@ -255,14 +255,35 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
     return app
 
 
-def serve(matter: Matter, settings: ServeSettings) -> None:
-    """Run the app with Uvicorn until interrupted."""
+def listen(host: str, port: int) -> "socket.socket":
+    """A socket bound to ``host:port`` and listening, before anything says "serving": a port
+    in use or a host that cannot be bound is an ``OSError`` here, with nothing started."""
+    import socket
+
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(matter: Matter, settings: ServeSettings, sock: "socket.socket | None" = None) -> None:
+    """Run the app with Uvicorn on ``sock`` (from :func:`listen`; bound here when None) until
+    interrupted."""
     import sys
 
     import uvicorn
 
+    sock = sock or listen(settings.host, settings.port)
     where = "loopback only; --host 0.0.0.0 exposes it to the network" if settings.host in (
         "127.0.0.1", "localhost", "::1") else "reachable from the network"
-    print(f"kirinuki: serving {matter.info.describe()} on http://{settings.host}:{settings.port}/ ({where})",
+    port = sock.getsockname()[1]  # the port asked for, or the one the system gave for 0
+    print(f"kirinuki: serving {matter.info.describe()} on http://{settings.host}:{port}/ ({where})",
           file=sys.stderr, flush=True)
-    uvicorn.run(create_app(matter, settings), host=settings.host, port=settings.port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(matter, settings), log_level="warning"))
+    server.run(sockets=[sock])
