@@ -206,3 +206,32 @@ def test_a_huge_declared_animation_fails_in_one_line_without_pillows_warning(tmp
     assert r.returncode == 1
     assert r.stderr.count("\n") == 2 and "over the limit of 100 MP" in r.stderr  # the error and the summary
     assert "Warning" not in r.stderr
+
+
+def test_empty_garbled_and_truncated_files_each_get_a_plain_reason(tmp_path, tiny_onnx):
+    from PIL import Image
+
+    pytest.importorskip("av")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "garbled.mp4").write_bytes(b"\x00\x01not a video at all" * 10)
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "whole.webp")
+    (tmp_path / "cut.webp").write_bytes((tmp_path / "whole.webp").read_bytes()[:40])
+    r = run_cli("cutout", *(str(tmp_path / n) for n in ("empty.mp4", "garbled.mp4", "cut.webp")),
+                "-o", str(tmp_path / "out"), "--model", str(tiny_onnx))
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert len(lines) == 4, r.stderr  # one line each, then the summary
+    assert lines[0].endswith("empty.mp4: empty file (0 bytes)")
+    assert "garbled.mp4: not a video kirinuki can read (" in lines[1] and "Errno" not in lines[1]
+    assert "cut.webp: truncated or corrupt image" in lines[2]
+
+
+def test_trim_on_a_fully_transparent_cutout_says_so(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (60, 40), "white").save(tmp_path / "blank.png")  # a blank page: nothing to cut out
+    r = run_cli("cutout", str(tmp_path / "blank.png"), "-o", str(tmp_path / "out"), "--trim")
+    assert r.returncode == 0, r.stderr
+    out = Image.open(tmp_path / "out" / "blank.png")
+    assert out.size == (60, 40) and out.getchannel("A").getextrema() == (0, 0)
+    assert "fully transparent: nothing to trim to, written at full size" in r.stderr

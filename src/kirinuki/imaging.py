@@ -321,8 +321,8 @@ def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MA
         raise InputError(f"{size}over the limit of {max_pixels / MEGAPIXEL:g} MP (--max-pixels)", InputKind.TOO_LARGE) from None
     except PermissionError:
         raise InputError("permission denied", InputKind.PERMISSION) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc})", InputKind.UNSUPPORTED) from None
+    except OSError as exc:  # a known format whose decoder gave up on the data: cut short or damaged
+        raise InputError(f"truncated or corrupt image ({exc})", InputKind.CORRUPT) from None
     with im:
         w, h = im.size
         if w * h > max_pixels:

@@ -102,6 +102,7 @@ def has_real_alpha(image: Image.Image) -> bool:
 
 
 KEPT_NOTE = "already has transparency: alpha kept as it is (--force recomputes it)"
+EMPTY_TRIM_NOTE = "the cutout is fully transparent: nothing to trim to, written at full size"
 
 
 def _cut(matter: Matter, image: Image.Image, opts: CutoutOptions,
@@ -149,7 +150,10 @@ def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Ima
     """
     _, fg, alpha8, kept = _cut(matter, image, opts)
     box = _trim_box(alpha8, opts.trim) if opts.trim is not None else None
-    return _finish(fg, alpha8, opts, box), KEPT_NOTE if kept else None
+    note = KEPT_NOTE if kept else None
+    if opts.trim is not None and box is None:
+        note = EMPTY_TRIM_NOTE
+    return _finish(fg, alpha8, opts, box), note
 
 
 def render_animation(matter: Matter, animation: Animation, opts: CutoutOptions,
@@ -169,11 +173,12 @@ def render_animation(matter: Matter, animation: Animation, opts: CutoutOptions,
         cuts.append((fg, alpha8))
         if on_frame:
             on_frame(k, total)
-    box = None
+    box, note = None, KEPT_NOTE if kept_any else None
     if opts.trim is not None:
         union = np.maximum.reduce([a for _, a in cuts])
         box = _trim_box(union, opts.trim)
-    return [_finish(fg, a, opts, box) for fg, a in cuts], KEPT_NOTE if kept_any else None
+        note = EMPTY_TRIM_NOTE if box is None else note
+    return [_finish(fg, a, opts, box) for fg, a in cuts], note
 
 
 def video_frame_renderer(matter: Matter, opts: CutoutOptions):

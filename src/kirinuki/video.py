@@ -63,10 +63,13 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
     av = _av()
     if fmt not in VIDEO_FORMATS:
         raise InputError(f"a video goes out as {', '.join(VIDEO_FORMATS)} (--format), not {fmt}", InputKind.BAD_OPTION)
+    if Path(source).is_file() and Path(source).stat().st_size == 0:
+        raise InputError("empty file (0 bytes)", InputKind.EMPTY)
     try:
         inp = av.open(str(source))
     except (av.error.FFmpegError, OSError) as exc:
-        raise InputError(f"not a video kirinuki can read ({exc})", InputKind.UNSUPPORTED) from None
+        reason = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's words, without its error number
+        raise InputError(f"not a video kirinuki can read ({reason})", InputKind.UNSUPPORTED) from None
     tmp = _temporary(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     note, out, oas = None, None, None
