@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from kirinuki.config import load_config
-from kirinuki.data import CompositeDataset, CutoutLibrary, SampleMaker, compose_batch
+from kirinuki.cutouts import CutoutLibrary
+from kirinuki.data import CompositeDataset, SampleMaker
+from kirinuki.degradations import compose_batch
 from kirinuki.placement import CutoutAtlas, finish_batch
 
 

@@ -12,7 +12,8 @@ from conftest import tiny_overrides
 from kirinuki.batchnorm import refresh_batchnorm, statistics_pictures
 from kirinuki.checkpoint import load_checkpoint, model_from_checkpoint
 from kirinuki.config import load_config
-from kirinuki.data import CompositeDataset, CutoutLibrary, SampleMaker
+from kirinuki.cutouts import CutoutLibrary
+from kirinuki.data import CompositeDataset, SampleMaker
 from kirinuki.train import train
 
 

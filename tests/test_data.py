@@ -8,8 +8,10 @@ from PIL import Image
 from kirinuki.errors import DataError
 from kirinuki.backgrounds import PAPER_MIX, flat_colour, paper_colour
 from kirinuki.config import DataConfig, load_config
-from kirinuki.data import (CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler,
-                           compose_batch, jpeg_simulate, redraw_cutout)
+from kirinuki.cutouts import CutoutLibrary
+from kirinuki.data import CompositeDataset, SampleMaker, StepBatchSampler
+from kirinuki.degradations import compose_batch, jpeg_simulate
+from kirinuki.styles import redraw_cutout
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +217,7 @@ def test_a_backdrop_character_can_be_placed_as_the_composited_ones(library):
 
 
 def test_patterns_repeat_across_the_picture():
-    from kirinuki.data import paint_pattern
+    from kirinuki.styles import paint_pattern
 
     flat = np.full((128, 128, 3), 200, np.uint8)
     for i in range(12):

@@ -8,8 +8,10 @@ import torch
 from PIL import Image
 
 from kirinuki.config import DataConfig, load_config
-from kirinuki.data import (CompositeDataset, CutoutLibrary, Placement, SampleMaker, cast_shadow,
-                           cast_shadows, draw_placement, draw_shadow, place_cutout)
+from kirinuki.cutouts import CutoutLibrary
+from kirinuki.data import CompositeDataset, Placement, SampleMaker, draw_placement, place_cutout
+from kirinuki.degradations import cast_shadows
+from kirinuki.styles import cast_shadow, draw_shadow
 from kirinuki.errors import DataError
 from kirinuki.placement import CutoutAtlas, finish_batch
 

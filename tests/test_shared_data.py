@@ -16,7 +16,8 @@ import pytest
 
 from conftest import SHARED_DATA
 from kirinuki.config import load_config
-from kirinuki.data import CutoutLibrary, SampleMaker
+from kirinuki.cutouts import CutoutLibrary
+from kirinuki.data import SampleMaker
 from kirinuki.evaluate import run_evaluation
 from kirinuki.inference import Matter
 

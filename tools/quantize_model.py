@@ -33,7 +33,8 @@ from kirinuki.inference import prepare_input, to_network_input
 def calibration_inputs(data: Path, state: dict, samples: int, seed: int = 0) -> list[np.ndarray]:
     """``samples`` training composites as the network receives them: 1x3xHxW float32 at the
     working size, padded to the network's multiple."""
-    from kirinuki.data import CutoutLibrary, SampleMaker
+    from kirinuki.cutouts import CutoutLibrary
+    from kirinuki.data import SampleMaker
 
     cfg = config_from_dict(state["config"]) if "config" in state else None
     if cfg is None:

@@ -21,7 +21,7 @@ import torch
 from kirinuki.batchnorm import refresh_batchnorm, statistics_pictures
 from kirinuki.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, without_training_state
 from kirinuki.config import config_from_dict
-from kirinuki.data import CutoutLibrary
+from kirinuki.cutouts import CutoutLibrary
 
 
 def main() -> None:

@@ -18,7 +18,9 @@ from typing import Iterable, Iterator
 import torch
 
 from .config import TrainConfig
-from .data import CompositeDataset, CutoutLibrary, SampleMaker, compose_batch, mixed_seed
+from .cutouts import CutoutLibrary
+from .data import CompositeDataset, SampleMaker, mixed_seed
+from .degradations import compose_batch
 
 __all__ = ["refresh_batchnorm", "statistics_pictures"]
 

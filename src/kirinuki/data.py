@@ -1,6 +1,9 @@
 """Training samples composited on the fly from RGBA cutouts and backgrounds.
 
-The work is split in two so that a GPU is never starved:
+This module is the sample maker: it draws placements and backgrounds and makes samples of
+the cutouts that :class:`kirinuki.cutouts.CutoutLibrary` holds, with what
+:mod:`kirinuki.styles` paints; :mod:`kirinuki.degradations` composites and degrades the
+batches. The work is split in two so that a GPU is never starved:
 
 1. **Per sample, on CPU** (DataLoader workers, numpy + Pillow): choose a cutout by group
    weight, apply flip / zoom / rotation / shift through *premultiplied* colour, optionally a
@@ -9,7 +12,8 @@ The work is split in two so that a GPU is never starved:
    ``placement = "device"`` the worker draws the same placements but leaves the cutouts
    unplaced: a sample is then a layer table, an effects row and ``B``, and
    :mod:`kirinuki.placement` places the whole batch on the training device.
-2. **Per batch, on the training device** (:func:`compose_batch`, torch): the composite
+2. **Per batch, on the training device** (:func:`kirinuki.degradations.compose_batch`,
+   torch): the composite
    ``I = Fp + (1 - alpha) * B`` (that is ``alpha * F + (1 - alpha) * B`` with straight
    colour), then blur, down-and-up rescaling, JPEG compression (simulated exactly as the
    codec's lossy steps do it: YCbCr, 4:2:0, 8x8 DCT, quantisation tables scaled by quality)
@@ -48,25 +52,24 @@ character cut out in front of them).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageFilter
 
 from .backgrounds import flat_colour
 from .config import DataConfig
+from .cutouts import CutoutLibrary
+from .degradations import jitter_colours
 from .errors import DataError
-from .imaging import (BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, composite, composite_premultiplied, find_images,
-                      longest_side)
+from .imaging import composite, composite_premultiplied
+from .placement import atlas_styles
+from .styles import cast_shadow, draw_jitter, draw_over, draw_shadow, paint_pattern, redraw_cutout
 
-__all__ = ["CutoutLibrary", "SampleMaker", "CompositeDataset", "StepBatchSampler", "compose_batch",
-           "jpeg_simulate", "gaussian_blur", "BG_CLASSES", "redraw_cutout", "cast_shadow", "cast_shadows", "draw_shadow", "draw_over", "paint_pattern",
-           "Placement", "draw_placement", "place_cutout", "draw_jitter", "jitter_colours", "mixed_seed"]
+__all__ = ["SampleMaker", "CompositeDataset", "StepBatchSampler", "BG_CLASSES", "Placement", "draw_placement",
+           "place_cutout", "mixed_seed"]
 
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
 
@@ -74,119 +77,6 @@ BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey"
 def mixed_seed(*values: int) -> int:
     """One 32-bit seed from several integers (a run's seed and what tags a stream or a step)."""
     return int(np.random.SeedSequence([v & 0xFFFFFFFF for v in values]).generate_state(1)[0])
-
-
-def _load_cutout(path: Path, max_side: int) -> np.ndarray:
-    """RGBA file -> premultiplied ``HxWx4 uint8`` (mode RGBa), longest side <= max_side."""
-    with Image.open(path) as im:
-        im = im.convert("RGBA").convert("RGBa")
-    if max(im.size) > max_side:
-        im = im.resize(longest_side(im.size, max_side), Image.Resampling.LANCZOS)
-    return np.asarray(im)
-
-
-def _load_rgb(path: Path, max_side: int) -> np.ndarray:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-    if max(im.size) > max_side:
-        im = im.resize(longest_side(im.size, max_side), Image.Resampling.BILINEAR)
-    return np.asarray(im)
-
-
-@dataclass
-class CutoutLibrary:
-    """All the pictures a run draws from, decoded once and kept in memory.
-
-    cutouts[g]: premultiplied ``HxWx4 uint8`` arrays of group g; backgrounds: ``HxWx3 uint8``;
-    pairs: ``(rgb HxWx3 uint8, alpha HxW uint8)``.
-    """
-
-    groups: list[str]
-    weights: np.ndarray
-    cutouts: list[list[np.ndarray]]
-    backgrounds: list[np.ndarray]
-    pairs: list[tuple[np.ndarray, np.ndarray]]
-
-    @classmethod
-    def load(cls, root: str | Path, cfg: DataConfig, threads: int = 4) -> "CutoutLibrary":
-        root = Path(root)
-        groups, weights, cutouts = [], [], []
-        with ThreadPoolExecutor(threads) as pool:  # Pillow decodes without the GIL
-            for group, weight in cfg.groups.items():
-                files = find_images(root / group, CUTOUT_SUFFIXES)
-                if not files:
-                    raise DataError(f"{root / group}: no cutouts (*.png, *.webp) found")
-                groups.append(group)
-                weights.append(float(weight))
-                cutouts.append(list(pool.map(lambda p: _load_cutout(p, cfg.cache_side), files)))
-            bg_dir = root / cfg.backgrounds
-            bg_files = find_images(bg_dir, BACKGROUND_SUFFIXES) if bg_dir.is_dir() else []
-            if not bg_files and cfg.bg_scene > 0:
-                raise DataError(f"{bg_dir}: no backgrounds found, but bg_scene > 0")
-            backgrounds = list(pool.map(lambda p: _load_rgb(p, 2 * cfg.cache_side), bg_files))
-            pairs = []
-            if cfg.pairs and cfg.pairs_weight > 0:
-                pairs = list(pool.map(lambda p: _load_pair(p, cfg.cache_side), _find_pairs(root / cfg.pairs)))
-        w = np.asarray(weights, dtype=np.float64)
-        return cls(groups, w / w.sum(), cutouts, backgrounds, pairs)
-
-    def __len__(self) -> int:
-        return sum(len(c) for c in self.cutouts)
-
-    def index(self, group: int, item: int) -> int:
-        """Cutout ``item`` of group ``group`` counted over all groups in order (the order of
-        :meth:`all_cutouts`)."""
-        return sum(len(c) for c in self.cutouts[:group]) + item
-
-    def all_cutouts(self) -> list[np.ndarray]:
-        return [cut for group in self.cutouts for cut in group]
-
-
-def _find_pairs(folder: Path) -> list[Path]:
-    out = []
-    for alpha in sorted(folder.rglob("*.alpha.png")):
-        stem = alpha.name[: -len(".alpha.png")]
-        for ext in (".png", ".jpg", ".jpeg", ".webp"):
-            rgb = alpha.with_name(stem + ext)
-            if rgb.exists():
-                out.append(rgb)
-                break
-    if not out:
-        raise DataError(f"{folder}: no NAME.jpg / NAME.alpha.png pairs found")
-    return out
-
-
-def _load_pair(rgb_path: Path, max_side: int) -> tuple[np.ndarray, np.ndarray]:
-    alpha_path = rgb_path.with_name(rgb_path.stem + ".alpha.png")
-    with Image.open(rgb_path) as im, Image.open(alpha_path) as am:
-        rgb, alpha = im.convert("RGB"), am.convert("L")
-    if alpha.size != rgb.size:
-        raise ValueError(f"{alpha_path}: size {alpha.size} differs from {rgb_path}'s {rgb.size}")
-    if max(rgb.size) > max_side:
-        size = longest_side(rgb.size, max_side)
-        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
-        alpha = alpha.resize(size, Image.Resampling.LANCZOS)
-    return np.asarray(rgb), np.asarray(alpha)
-
-
-def draw_jitter(rng: np.random.Generator, strength: float) -> np.ndarray:
-    """A scene's colour jitter of ``strength`` (0..1): saturation, contrast and brightness
-    factors and a colour cast (r, g, b levels), float32."""
-    j = strength
-    return np.array([rng.uniform(1 - j, 1 + j), rng.uniform(1 - j / 2, 1 + j / 2), rng.uniform(1 - j / 2, 1 + j / 2),
-                     *rng.uniform(-20 * j, 20 * j, size=3)], np.float32)
-
-
-def jitter_colours(bg: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
-    """Backgrounds ``N x 3 x H x W`` (float, levels 0-255) with their jitter rows ``N x 6``
-    (:func:`draw_jitter`) applied: saturation about the pixel's grey, contrast about mid-grey,
-    brightness, cast; clipped to 0-255. Workers and the training device both use it."""
-    j = jitter.to(bg.device, bg.dtype)[:, :, None, None]
-    grey = bg.mean(1, keepdim=True)
-    bg = grey + (bg - grey) * j[:, 0:1]
-    bg = (bg - 128) * j[:, 1:2] + 128
-    bg = bg * j[:, 2:3] + j[:, 3:6]
-    return bg.clamp(0, 255)
 
 
 @dataclass(frozen=True)
@@ -394,8 +284,6 @@ class SampleMaker:
         uint8`` before them. The same kinds of draws as :meth:`make`, with the cutouts left
         unplaced: a hard-negative background takes its colours from the first character, and
         patterns and drawn shapes are painted before the jitter, not after."""
-        from .placement import atlas_styles
-
         cfg = self.cfg
         styles = atlas_styles(cfg)
         layers = np.zeros((self.slots, 6), np.float32)
@@ -463,137 +351,6 @@ class SampleMaker:
         return self.cfg.max_characters if self.cfg.p_two > 0 else 1
 
 
-def redraw_cutout(cut: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
-    """The premultiplied cutout ``HxWx4 uint8`` redrawn with the same alpha.
-
-    ``lineart``: dark lines where the colour changes (and along the silhouette) on white,
-    as a sketch or an uncoloured page looks. ``flat``: the colours reduced to 3-8 flat ones.
-    """
-    alpha = cut[..., 3:4].astype(np.float32)
-    straight = np.where(alpha > 0, cut[..., :3] * (255.0 / np.maximum(alpha, 1.0)), 0.0)
-    rgb = Image.fromarray(np.clip(straight, 0, 255).astype(np.uint8), "RGB")
-    if style == "lineart":
-        grey = rgb.convert("L")
-        edges = np.asarray(grey.filter(ImageFilter.MaxFilter(3))).astype(np.int16) - \
-            np.asarray(grey.filter(ImageFilter.MinFilter(3)))
-        a8 = Image.fromarray(cut[..., 3])
-        outline = np.asarray(a8.filter(ImageFilter.MaxFilter(3))).astype(np.int16) - \
-            np.asarray(a8.filter(ImageFilter.MinFilter(3)))
-        lines = (edges > rng.uniform(24, 72)) | (outline > 128)
-        ink = rng.uniform(0, 60)
-        out = np.where(lines[..., None], ink, 255.0).repeat(3, axis=2)
-    elif style == "flat":
-        out = np.asarray(rgb.quantize(colors=int(rng.integers(3, 9))).convert("RGB")).astype(np.float32)
-    else:
-        raise ValueError(f"unknown style {style!r}")
-    fp = np.rint(out * alpha / 255.0).astype(np.uint8)
-    return np.concatenate([fp, cut[..., 3:4]], axis=2)
-
-
-def draw_shadow(rng: np.random.Generator, size: int) -> tuple[int, int, float, float]:
-    """A drop shadow's shift (dx, dy, pixels), blur sigma and strength on an S x S canvas."""
-    dx, dy = (int(v) for v in rng.integers(-size // 12, size // 12 + 1, 2))
-    return dx, dy, float(rng.uniform(1.0, size / 40 + 1.5)), float(rng.uniform(0.25, 0.6))
-
-
-def cast_shadow(bg: np.ndarray, alpha: np.ndarray, shadow: tuple[int, int, float, float]) -> np.ndarray:
-    """A soft drop shadow of the character layer (alpha SxS float) darkening the background
-    (SxSx3 uint8); ``shadow`` as :func:`draw_shadow` gives it. One sample of
-    :func:`cast_shadows`."""
-    out = cast_shadows(torch.from_numpy(bg).permute(2, 0, 1)[None].float() / 255.0,
-                       torch.from_numpy(np.asarray(alpha, np.float32))[None, None],
-                       torch.tensor([[1.0, *shadow]]))
-    return np.rint(out[0].permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
-
-
-def cast_shadows(bg: torch.Tensor, alpha: torch.Tensor, shadows: torch.Tensor) -> torch.Tensor:
-    """Soft drop shadows of the placed characters on the backgrounds: ``bg`` N x 3 x S x S
-    float in [0, 1], ``alpha`` N x 1 x S x S, ``shadows`` N x 5 (on 0/1, then
-    :func:`draw_shadow`'s dx, dy, sigma, strength). The alpha shifted by (dx, dy) with
-    wrap-around, blurred, times the strength, darkens the background; rows with ``on`` = 0
-    are left as they are."""
-    on = torch.nonzero(shadows[:, 0] > 0.5).flatten()
-    if on.numel() == 0:
-        return bg
-    bg = bg.clone()
-    rows = shadows[on].cpu()
-    shifted = torch.stack([torch.roll(alpha[i], (int(r[2]), int(r[1])), dims=(1, 2))
-                           for i, r in zip(on.tolist(), rows)])
-    shade = gaussian_blur(shifted, shadows[on, 3].to(bg.device)) * shadows[on, 4].to(bg.device)[:, None, None, None]
-    bg[on] = bg[on] * (1.0 - shade)
-    return bg
-
-
-_GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!?&#"
-
-
-def paint_pattern(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A tiled pattern painted over ``bg`` (``SxSx3 uint8``): dots (in a square or staggered
-    grid), stripes or checks, turned by a random angle, in one colour at a random opacity,
-    anti-aliased, over the whole picture or a band of it."""
-    size = bg.shape[0]
-    period = rng.uniform(size / 24, size / 4)
-    theta = rng.uniform(0, math.pi)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
-    u = x * math.cos(theta) + y * math.sin(theta) + rng.uniform(0, period)
-    v = -x * math.sin(theta) + y * math.cos(theta) + rng.uniform(0, period)
-    kind = rng.integers(3)
-    if kind == 0:  # dots; every other row shifted by half a period when staggered
-        row = np.floor(v / period)
-        u = u + (row % 2) * period / 2 * float(rng.random() < 0.5)
-        du, dv = (u % period) - period / 2, (v % period) - period / 2
-        edge = period * rng.uniform(0.15, 0.4) - np.sqrt(du * du + dv * dv)
-    elif kind == 1:  # stripes
-        edge = period * rng.uniform(0.15, 0.45) - np.abs((u % period) - period / 2)
-    else:  # checks
-        cu, cv = (u % period) - period / 2, (v % period) - period / 2
-        au, av = np.abs(cu), np.abs(cv)
-        near = np.minimum(np.minimum(au, period / 2 - au), np.minimum(av, period / 2 - av))
-        edge = near * np.where(cu * cv > 0, 1.0, -1.0)
-    cover = np.clip(edge + 0.5, 0.0, 1.0) * np.float32(rng.uniform(0.4, 1.0))
-    if rng.random() < 0.5:  # a band of the picture only
-        lo, hi = np.sort(rng.integers(0, size + 1, 2))
-        band = np.zeros(size, np.float32)
-        band[lo:max(hi, lo + size // 4)] = 1.0
-        cover = cover * (band[:, None] if rng.random() < 0.5 else band[None, :])
-    colour = rng.integers(0, 256, 3).astype(np.float32)
-    if rng.random() < 0.6:  # pastel: towards white
-        colour = 255 - (255 - colour) * np.float32(rng.uniform(0.2, 0.6))
-    out = bg.astype(np.float32) * (1 - cover[..., None]) + colour * cover[..., None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def draw_over(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Drawn shapes (filled, outlined in dark ink), strokes and a line of text over ``bg``."""
-    size = bg.shape[0]
-    im = Image.fromarray(bg)
-    d = ImageDraw.Draw(im)
-    colour = lambda: tuple(int(c) for c in rng.integers(0, 256, 3))
-    for _ in range(int(rng.integers(2, 7))):
-        x0, y0 = (int(v) for v in rng.integers(0, size, 2))
-        w, h = (int(v) for v in rng.integers(size // 16, size // 3, 2))
-        box = (x0 - w // 2, y0 - h // 2, x0 + w // 2, y0 + h // 2)
-        ink = tuple(int(c) for c in rng.integers(0, 60, 3))
-        width = int(rng.integers(1, 4))
-        kind = rng.integers(4)
-        if kind == 0:
-            d.ellipse(box, fill=colour(), outline=ink, width=width)
-        elif kind == 1:
-            d.rectangle(box, fill=colour(), outline=ink, width=width)
-        elif kind == 2:
-            pts = [(int(x0 + rng.uniform(-w, w)), int(y0 + rng.uniform(-h, h))) for _ in range(int(rng.integers(3, 6)))]
-            d.polygon(pts, fill=colour(), outline=ink, width=width)
-        else:
-            pts = [(int(x0 + rng.uniform(-w, w)), int(y0 + rng.uniform(-h, h))) for _ in range(4)]
-            d.line(pts, fill=ink if rng.random() < 0.5 else colour(), width=int(rng.integers(1, 6)), joint="curve")
-    if rng.random() < 0.7:
-        text = "".join(_GLYPHS[i] for i in rng.integers(len(_GLYPHS), size=int(rng.integers(3, 12))))
-        font = ImageFont.load_default(size=int(rng.integers(max(8, size // 20), max(9, size // 6))))
-        d.text((int(rng.integers(0, size * 3 // 4)), int(rng.integers(0, size * 7 // 8))), text,
-               fill=colour(), font=font, stroke_width=int(rng.integers(0, 3)), stroke_fill=colour())
-    return np.asarray(im).copy()
-
-
 class CompositeDataset(torch.utils.data.Dataset):
     """Map-style dataset whose item ``(index, size)`` is a deterministic function of
     ``(seed, index)``: tensors ``fp 3xSxS``, ``alpha 1xSxS``, ``bg 3xSxS``, all uint8; with
@@ -652,134 +409,4 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
 # -- batched compositing and degradations on the training device ------------------------
 
-def _rand(n: int, g: torch.Generator, device: torch.device, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
-    return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
 
-
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-sample Gaussian blur; x NxCxHxW, sigma N."""
-    n, c, h, w = x.shape
-    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-(t[None] ** 2) / (2 * sigma[:, None].to(x.dtype) ** 2))
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*c, K)
-    y = x.reshape(1, n * c, h, w)
-    y = F.pad(y, (radius, radius, radius, radius), mode="replicate")
-    y = F.conv2d(y, k[:, None, None, :], groups=n * c)
-    y = F.conv2d(y, k[:, None, :, None], groups=n * c)
-    return y.reshape(n, c, h, w)
-
-
-# Annex K tables of the JPEG standard (luminance, chrominance), row-major 8x8.
-_JPEG_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-              14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-              18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-              49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]
-_JPEG_CHROMA = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
-                24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32
-
-
-def _jpeg_tables(quality: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """libjpeg's quality scaling of the standard tables; quality N in [1, 100] -> N x 8 x 8."""
-    q = quality.clamp(1, 100).to(torch.float64)
-    scale = torch.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)[:, None]
-    out = []
-    for base in (_JPEG_LUMA, _JPEG_CHROMA):
-        t = torch.tensor(base, dtype=torch.float64, device=device)[None]
-        out.append(torch.floor((t * scale + 50) / 100).clamp(1, 255).reshape(-1, 8, 8).float())
-    return out[0], out[1]
-
-
-def _dct_matrix(device: torch.device) -> torch.Tensor:
-    k = torch.arange(8, dtype=torch.float64)
-    d = torch.cos((2 * k[None, :] + 1) * k[:, None] * math.pi / 16) * math.sqrt(2 / 8)
-    d[0] /= math.sqrt(2)
-    return d.float().to(device)
-
-
-def _dct_quantise(plane: torch.Tensor, table: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """plane N x 1 x H x W (H, W multiples of 8, values centred on 0); table N x 8 x 8."""
-    n, _, h, w = plane.shape
-    blocks = plane.reshape(n, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4)  # n, by, bx, 8, 8
-    coef = d @ blocks @ d.T
-    t = table[:, None, None]
-    coef = torch.round(coef / t) * t
-    blocks = d.T @ coef @ d
-    return blocks.permute(0, 1, 3, 2, 4).reshape(n, 1, h, w)
-
-
-def jpeg_simulate(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-    """What JPEG at ``quality`` does to an image, batched and on any device.
-
-    x: Nx3xHxW float in [0, 1]; quality: N values in [1, 100]. The lossy steps of a baseline
-    encoder and decoder: full-range YCbCr, 4:2:0 chroma averaging, 8x8 DCT, quantisation with
-    the standard tables scaled as libjpeg scales them, and the inverse (chroma upsampled
-    bilinearly, as libjpeg's "fancy upsampling" does). Only the lossless entropy coding is
-    left out. Returns Nx3xHxW float in [0, 1] on the 1/255 grid.
-    """
-    n, _, h, w = x.shape
-    ph, pw = (-h) % 16, (-w) % 16
-    x = F.pad(x.float() * 255.0, (0, pw, 0, ph), mode="replicate")
-    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
-    cr = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
-    qy, qc = _jpeg_tables(quality, x.device)
-    d = _dct_matrix(x.device)
-    y = _dct_quantise(y - 128, qy, d) + 128
-    chroma = []
-    for c in (cb, cr):
-        small = F.avg_pool2d(c, 2)
-        ph2, pw2 = (-small.shape[-2]) % 8, (-small.shape[-1]) % 8
-        small = F.pad(small, (0, pw2, 0, ph2), mode="replicate")
-        small = _dct_quantise(small - 128, qc, d)[..., : c.shape[-2] // 2, : c.shape[-1] // 2] + 128
-        chroma.append(F.interpolate(small, scale_factor=2, mode="bilinear", align_corners=False))
-    cb, cr = chroma
-    r = y + 1.402 * (cr - 128)
-    g = y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128)
-    b = y + 1.772 * (cb - 128)
-    out = torch.cat([r, g, b], 1)[..., :h, :w]
-    return torch.round(out.clamp(0, 255)) / 255.0
-
-
-def _unit(t: torch.Tensor) -> torch.Tensor:
-    return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
-
-
-def compose_batch(fp: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor, cfg: DataConfig,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Composite and degrade a batch on its device.
-
-    fp, bg: Nx3xSxS; alpha: Nx1xSxS (on the training device), each uint8 (0-255) or float
-    (0-1). Returns (image Nx3xSxS float32 in [0, 1], alpha Nx1xSxS float32 in [0, 1]). The
-    alpha target is never degraded: the network must recover the exact matte from a
-    degraded picture.
-    """
-    dev = fp.device
-    a = _unit(alpha)
-    x = _unit(fp) + (1.0 - a) * _unit(bg)
-    n = x.shape[0]
-
-    def chosen(p: float) -> torch.Tensor:
-        return torch.nonzero(_rand(n, generator, dev) < p).flatten() if p > 0 else torch.empty(0, dtype=torch.long)
-
-    idx = chosen(cfg.p_blur)
-    if idx.numel():
-        x[idx] = gaussian_blur(x[idx], _rand(idx.numel(), generator, dev, *cfg.blur_sigma))
-    idx = chosen(cfg.p_rescale)
-    if idx.numel():
-        factors = _rand(idx.numel(), generator, dev, *cfg.rescale_factor).tolist()
-        s = x.shape[-1]
-        for i, f in zip(idx.tolist(), factors):
-            small = F.interpolate(x[i:i + 1], size=(max(8, round(s * f)),) * 2, mode="area")
-            x[i:i + 1] = F.interpolate(small, size=(s, s), mode="bilinear", align_corners=False)
-    idx = chosen(cfg.p_noise)
-    if idx.numel():
-        std = _rand(idx.numel(), generator, dev, 0.0, cfg.noise_std)[:, None, None, None]
-        x[idx] = x[idx] + torch.randn(x[idx].shape, generator=generator, device=dev) * std
-    x = x.clamp(0, 1)
-    idx = chosen(cfg.p_jpeg)  # last, as a saved file would be
-    if idx.numel():
-        q = torch.floor(_rand(idx.numel(), generator, dev, cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
-        x[idx] = jpeg_simulate(x[idx], q)
-    return x, a

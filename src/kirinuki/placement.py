@@ -15,7 +15,7 @@ background crop, and sends a few numbers per character. On the training device:
   front over back in premultiplied colour;
 * :func:`finish_batch` also applies the scenes' colour jitter and the drop shadows
   (``p_shadow``), both drawn by the workers, with the routines the workers' own path uses
-  (:func:`kirinuki.data.jitter_colours`, :func:`kirinuki.data.cast_shadows`).
+  (:func:`kirinuki.degradations.jitter_colours`, :func:`kirinuki.degradations.cast_shadows`).
 
 A character's row in the layer table is ``(item, scale, flip, angle, cx, cy)``: item is the
 atlas index (-1: no character in that slot), the rest a :class:`kirinuki.data.Placement`.
@@ -26,24 +26,23 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import DataConfig
-from .data import cast_shadows, jitter_colours, redraw_cutout
-
-if TYPE_CHECKING:
-    from .data import CutoutLibrary
+from .cutouts import CutoutLibrary
+from .degradations import cast_shadows, jitter_colours
+from .styles import redraw_cutout
 
 __all__ = ["CutoutAtlas", "atlas_styles", "finish_batch", "LAYER_FIELDS", "EFFECT_FIELDS", "STYLES"]
 
 #: Columns of a layer table row.
 LAYER_FIELDS = ("item", "scale", "flip", "angle", "cx", "cy")
 #: Columns of an effects row: a drop shadow (on 0/1, shift x and y in pixels, blur sigma,
-#: strength), then a scene's colour jitter (on 0/1, then kirinuki.data.draw_jitter's six).
+#: strength), then a scene's colour jitter (on 0/1, then kirinuki.styles.draw_jitter's six).
 EFFECT_FIELDS = ("shadow", "dx", "dy", "sigma", "strength",
                  "jitter", "saturation", "contrast", "brightness", "cast_r", "cast_g", "cast_b")
 #: The versions of a cutout an atlas can hold, in the order of their index blocks.

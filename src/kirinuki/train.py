@@ -38,7 +38,9 @@ from .batchnorm import refresh_batchnorm, statistics_pictures
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LossConfig, OptimConfig, TrainConfig, config_to_dict
 from .errors import DataError
-from .data import CompositeDataset, CutoutLibrary, SampleMaker, StepBatchSampler, compose_batch, mixed_seed
+from .cutouts import CutoutLibrary
+from .data import CompositeDataset, SampleMaker, StepBatchSampler, mixed_seed
+from .degradations import compose_batch
 from .placement import CutoutAtlas, finish_batch
 from .models import AlphaNet, count_parameters, create_model
 from .progress import Progress
