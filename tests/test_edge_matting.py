@@ -8,7 +8,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 import kirinuki.edge_matting as edge_matting
-from kirinuki.edge_matting import matte_edges, matting_band
+from kirinuki.edge_matting import BAND, NEAR, matte_edges, matting_band
 from kirinuki.inference import Matter
 from kirinuki.metrics import psnr
 from kirinuki.samples import sample_paths, true_alpha_path
@@ -59,6 +59,14 @@ def test_only_the_band_changes_and_a_true_alpha_stays():
     outside = ~matting_band(network)
     np.testing.assert_array_equal(refined[outside], network[outside])
     assert not np.array_equal(refined, network)
+    # Measured without the band's own definition: farther from the network's outline than
+    # the band can reach (NEAR + BAND + 1 pixels), nothing moves, and what moves is a ring.
+    fg = network > 0.5
+    distance = np.where(fg, ndi.distance_transform_edt(fg), ndi.distance_transform_edt(~fg))
+    far = distance > NEAR + BAND + 1
+    np.testing.assert_array_equal(refined[far], network[far])
+    changed = refined != network
+    assert changed.mean() < 0.15 and changed[distance <= 2].mean() > 0.5
     # The true alpha of a two-colour composite is what the colours say: it hardly moves.
     assert np.abs(matte_edges(image, truth) - truth).max() < 0.05
 
@@ -82,6 +90,10 @@ def test_the_predictor_mattes_the_outline_unless_told_not_to():
     matted = Matter().predict_alpha(rgb)
     changed = np.abs(matted - plain) > 1 / 255
     assert changed.mean() > 0.001
+    # ... and re-solved the right way: closer to the true alpha (measured: 27.36 -> 27.63 dB;
+    # the correction applied backwards scores 20.9).
+    truth = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
+    assert psnr(matted, truth) >= psnr(plain, truth) + 0.15
     # Every change lies in the band (carried to full size by the upsampling, here 1.4x).
     fg, unsure = plain > 0.5, (plain > 0.02) & (plain < 0.98)
     band = ndi.binary_dilation((fg ^ ndi.binary_erosion(fg)) | unsure, iterations=6)

@@ -106,9 +106,16 @@ def test_scene_condition_needs_backgrounds(tiny_data):
                                                    ("edge_matting", "--no-edge-matting", True),
                                                    ("precise_edges", "--precise-edges", False)])
 def test_evaluate_reports_the_switches_it_ran_with(tiny_onnx, tiny_data, tmp_path, switch, flag, default):
+    """The report names each switch, and the switch changes what was computed: the cases'
+    scores differ (at 128 px, twice the tiny model's working size, so that the full-size
+    matting has something to do)."""
+    scores = []
     for flags, expected in (([], default), ([flag], not default)):
         out = tmp_path / str(expected)
-        assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "64",
+        assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(tiny_data / "val"), "--sizes", "128",
                      "--conditions", "paper", "--out", str(out), *flags]) == 0
-        assert json.loads((out / "report.json").read_text())["model"][switch] is expected
+        report = json.loads((out / "report.json").read_text())
+        assert report["model"][switch] is expected
         assert f"{switch} {'on' if expected else 'off'}" in (out / "report.md").read_text().splitlines()[0]
+        scores.append([(case["mae"], case["psnr"]) for case in report["cases"]])
+    assert scores[0] != scores[1], f"{flag} changed nothing that was scored"

@@ -8,7 +8,7 @@ backgrounds lossy. Groups and file names are kept, so the same config works on b
 
 The sides follow what training uses: the pipeline caches cutouts at ``data.cache_side`` (640)
 and draws characters at most about as large as the canvas, so anime characters (most of the
-draws) keep 640 px, painted ones 384 and clip art 224; backgrounds keep 384. A copy with every
+draws) keep 640 px, painted and cartoon ones 384 and clip art 224; backgrounds keep 384. A copy with every
 cutout at 384 px or less and colour at quality 85 measurably cost the plain rows (see
 docs/ablation.md, "The carried data copy").
 
@@ -33,7 +33,8 @@ TRAVEL_LIMIT = 64 * 2**20
 PROJECT = Path(__file__).resolve().parents[1]
 
 #: Per folder: the longest side kept and the WebP colour quality (None: lossless).
-COPY = {"train/anime": (640, 90), "train/painted": (384, 90), "train/clipart": (224, 85), "val": (320, None)}
+COPY = {"train/anime": (640, 90), "train/painted": (384, 90), "train/cartoon": (384, 90), "train/clipart": (224, 85),
+        "val": (320, None)}
 BACKGROUNDS = (384, 75)
 #: Training backgrounds, and the validation scenes (never trained on) that in-training
 #: validation and `kirinuki evaluate` composite on.
