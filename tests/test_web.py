@@ -353,3 +353,47 @@ def test_page_answers_an_animated_upload_with_an_animation(server, tmp_path):
             browser.close()
     frames, durations, _ = frames_of(saved)
     assert len(frames) == 6 and durations == DURATIONS
+
+
+def raw_request(port: int, head: bytes, body: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``head`` and ``body`` on a fresh connection and read until the server closes it
+    (or ``timeout``); the bytes received."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head + body)
+        received = b""
+        try:
+            while chunk := s.recv(65536):
+                received += chunk
+        except (TimeoutError, socket.timeout, ConnectionResetError):
+            pass
+    return received
+
+
+def test_a_huge_declared_upload_gets_413_at_once_and_a_closed_connection(server):
+    head = (b"POST /api/cutout HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 999999999999\r\n\r\n")
+    answer = raw_request(server.port, head, b"0123456789", timeout=10)  # a server that waits gives nothing
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"connection: close" in answer.lower() and b"over the limit of 1 MB" in answer
+
+
+def test_a_form_of_many_tiny_parts_is_refused_before_it_is_parsed(server):
+    boundary = "p"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n" * 20000
+            + f"--{boundary}--\r\n").encode()
+    assert len(body) < 1024 * 1024  # under the upload limit: the part count is what refuses it
+    req = urllib.request.Request(server.url + "/api/cutout", data=body,
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=60)
+    assert refused.value.code == 400 and "more than 16 parts" in json.loads(refused.value.read())["error"]
+    assert json.loads(urllib.request.urlopen(server.url + "/healthz", timeout=5).read())["status"] == "ok"
+
+
+def test_an_oversized_body_without_a_length_gets_413(server):
+    chunk = os.urandom(256 * 1024)
+    head = (b"POST /api/cutout HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(12)) + b"0\r\n\r\n"  # 3 MB
+    answer = raw_request(server.port, head, body)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]

@@ -75,13 +75,22 @@ def safe_download_name(upload_name: str | None, suffix: str) -> tuple[str, str]:
     return ascii_ + suffix, uni + suffix
 
 
+#: The most parts a form may have: the API's fields (file, mask, background, trim, format,
+#: keep, drop) with room to spare. A body of hundreds of thousands of tiny parts is refused
+#: by one count of its boundary, before any part is parsed.
+MAX_PARTS = 16
+
+
 def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
-    """multipart/form-data -> {field name: (file name or None, bytes)}, in memory."""
+    """multipart/form-data -> {field name: (file name or None, bytes)}, in memory; at most
+    ``MAX_PARTS`` parts."""
     msg = Message()
     msg["content-type"] = content_type
     if msg.get_content_type() != "multipart/form-data" or not msg.get_param("boundary"):
         raise HTTPProblem(400, "expected a multipart/form-data body with a 'file' field")
     boundary = b"--" + str(msg.get_param("boundary")).encode("latin-1")
+    if body.count(boundary) > MAX_PARTS + 1:
+        raise HTTPProblem(400, f"more than {MAX_PARTS} parts in the form")
     fields: dict[str, tuple[str | None, bytes]] = {}
     for chunk in body.split(boundary)[1:]:
         if chunk.startswith(b"--"):
@@ -133,11 +142,21 @@ def _options(fields: dict, settings: ServeSettings) -> CutoutOptions:
                          keep=points["keep"], drop=points["drop"])
 
 
-async def _drain(request: Request) -> None:
-    """Read and drop the rest of a refused upload, so that the client, still sending, gets
-    the answer instead of a reset connection. Nothing is kept."""
-    async for _ in request.stream():
-        pass
+async def _drain(request: Request, budget: int) -> bool:
+    """Read and drop up to ``budget`` more bytes of a refused upload, so that a client still
+    sending a body of about the allowed size gets the answer instead of a reset connection.
+    Nothing is kept. True when the body was read to its end; False when more was on its way
+    (the answer then closes the connection rather than reading it all)."""
+    read = 0
+    async for chunk in request.stream():
+        read += len(chunk)
+        if read > budget:
+            return False
+    return True
+
+
+#: Sent with an answer given before the request's body was read to its end.
+CLOSE = {"Connection": "close"}
 
 
 class _Gate:
@@ -199,23 +218,29 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
     @app.post("/api/cutout", openapi_extra=multipart_doc, response_class=Response)
     async def api_cutout(request: Request) -> Response:
         """Cut out the uploaded picture; answers the image bytes."""
+        too_large = f"upload over the limit of {settings.max_upload_mb:g} MB"
+        allowed = limit + 64 * 1024  # the file plus its multipart framing
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-            await _drain(request)
-            raise HTTPProblem(413, f"upload over the limit of {settings.max_upload_mb:g} MB")
+        if declared and declared.isdigit() and int(declared) > allowed:
+            # Answered from the header: a body of up to twice the limit is read and dropped so
+            # that the client gets the answer; a larger one is never read, the connection closes.
+            drained = int(declared) <= 2 * allowed and await _drain(request, allowed)
+            raise HTTPProblem(413, too_large, None if drained else CLOSE)
         if not gate.try_enter():
-            await _drain(request)
+            drained = await _drain(request, allowed)
             raise HTTPProblem(503, "busy: too many requests waiting, retry shortly",
-                              {"Retry-After": str(settings.retry_after_s)})
+                              {"Retry-After": str(settings.retry_after_s), **({} if drained else CLOSE)})
         try:
             body = bytearray()
             async for chunk in request.stream():
                 body += chunk
-                if len(body) > limit + 64 * 1024:  # the file plus its multipart framing
+                if len(body) > allowed:
                     del body
-                    await _drain(request)
-                    raise HTTPProblem(413, f"upload over the limit of {settings.max_upload_mb:g} MB")
-            fields = parse_multipart(bytes(body), request.headers.get("content-type", ""))
+                    drained = await _drain(request, allowed)
+                    raise HTTPProblem(413, too_large, None if drained else CLOSE)
+            # Parsed off the event loop: /healthz and the other clients are answered meanwhile.
+            fields = await anyio.to_thread.run_sync(parse_multipart, bytes(body),
+                                                    request.headers.get("content-type", ""))
             del body
             if "file" not in fields:
                 raise HTTPProblem(400, "the form has no 'file' field")
