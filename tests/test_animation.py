@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import synthetic_background, synthetic_cutout
-from kirinuki.animation import flicker, read_animation, steady_sequence
+from kirinuki.animation import NEAR_MOTION, flicker, read_animation, steady_sequence
 from kirinuki.inference import Matter
 
 DURATIONS = [80, 120, 100, 60, 150, 90]
@@ -76,9 +76,10 @@ def test_each_frame_matches_the_still_cutout(tmp_path, tiny_onnx):
         got = np.asarray(frames[k].getchannel("A")).astype(np.float32) / 255
         moved = np.abs(np.asarray(source.frames[k]).astype(int) - np.asarray(source.frames[k - 1])).max(axis=2) > 3
         assert np.abs(got - still)[moved].max() <= 1 / 255 + 1e-6  # motion follows its own frame
-    # and the still parts hold still in what was written (frame-by-frame flickers: see below)
+    # and the parts far from the motion hold still in what was written (frame by frame they
+    # flicker: see below)
     written = [np.asarray(f.getchannel("A")).astype(np.float32) / 255 for f in frames]
-    assert flicker([np.asarray(f) for f in source.frames], written) == 0
+    assert flicker([np.asarray(f) for f in source.frames], written, margin=NEAR_MOTION) == 0
 
 
 def test_steady_alpha_removes_flicker_on_still_parts(tmp_path, tiny_onnx):
@@ -87,8 +88,39 @@ def test_steady_alpha_removes_flicker_on_still_parts(tmp_path, tiny_onnx):
     matter = Matter(tiny_onnx)
     raw = [matter.predict_alpha(f) for f in frames]
     steady = steady_sequence(frames, raw)
-    before, after = flicker(frames, raw), flicker(frames, steady)
-    assert before > 1e-4 and after < 0.1 * before
+    before, after = (flicker(frames, a, margin=NEAR_MOTION) for a in (raw, steady))
+    assert before > 1e-5 and after < 0.1 * before
+
+
+def test_a_moving_figure_leaves_no_trail_on_a_plain_page():
+    """The white sample's character sliding 15 px a frame over a white page: the page it
+    uncovers is the colour its white parts had there. Each frame's page pixels are as clear
+    as that frame cut out alone (with the rule that kept every unchanged colour, 101 to 470
+    of them kept some alpha in frames 2 to 5)."""
+    from PIL import Image
+
+    from kirinuki.samples import sample_paths, true_alpha_path
+
+    white = next(p for p in sample_paths() if "white" in p.name)
+    figure = Image.open(white).convert("RGBA")
+    figure.putalpha(Image.open(true_alpha_path(white)).convert("L"))
+    figure = figure.resize((167, 350), Image.Resampling.LANCZOS)
+    frames, pages = [], []
+    for k in range(6):
+        page = Image.new("RGBA", (260, 350), "white")
+        layer = Image.new("RGBA", page.size, (0, 0, 0, 0))
+        layer.paste(figure, (15 * k, 0))
+        page.alpha_composite(layer)
+        frames.append(np.asarray(page.convert("RGB")))
+        pages.append(np.asarray(layer.getchannel("A")) == 0)
+    matter = Matter()
+    alone = [matter.predict_alpha(f) for f in frames]
+    steady = steady_sequence(frames, alone)
+    for k in range(1, 6):
+        left_of_figure = pages[k].copy()
+        left_of_figure[:, 15 * k:] = False
+        assert np.count_nonzero(alone[k][left_of_figure]) == 0
+        assert np.count_nonzero(steady[k][left_of_figure]) == 0, k
 
 
 def test_gif_and_mask_outputs(tmp_path, tiny_onnx):

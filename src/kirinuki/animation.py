@@ -24,14 +24,21 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .errors import InputError, InputKind
-from .imaging import atomic_write, image_to_rgba_or_rgb, pillow_open
+from .imaging import atomic_write, binary_dilate, image_to_rgba_or_rgb, pillow_open
 from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL
 
 __all__ = ["Animation", "is_animation", "read_animation", "steady_alpha", "steady_sequence", "flicker", "encode_animation",
-           "UNCHANGED"]
+           "UNCHANGED", "NEAR_MOTION"]
 
 #: A pixel whose colour moved by at most this much (8-bit levels, every channel) is unchanged.
 UNCHANGED = 3
+#: ... and it keeps the previous frame's alpha only where no pixel within this many pixels
+#: changed: a part of the figure the colour of the page that moves away uncovers page of the
+#: same colour, and the changed pixels of its moving outline lie this close to that page;
+NEAR_MOTION = 8
+#: ... and where this frame's own prediction is within this much of the previous alpha: a
+#: swing of half the range is the content changing, not flicker.
+STEADY_DELTA = 0.5
 
 
 @dataclass
@@ -90,12 +97,16 @@ def read_animation(source: "str | os.PathLike | bytes", max_frames: int = DEFAUL
 
 def steady_alpha(previous_rgb: np.ndarray | None, previous_alpha: np.ndarray | None, rgb: np.ndarray,
                  alpha: np.ndarray, tolerance: int = UNCHANGED) -> np.ndarray:
-    """``alpha`` (this frame's prediction, HxW float) with the previous frame's alpha kept on
-    the pixels whose colour (HxWx3 uint8) moved by at most ``tolerance`` levels."""
+    """``alpha`` (this frame's prediction, HxW float) with the previous frame's alpha kept
+    where the content stays: pixels whose colour (HxWx3 uint8), and that of every pixel
+    within ``NEAR_MOTION``, moved by at most ``tolerance`` levels, and whose prediction is
+    within ``STEADY_DELTA`` of the previous alpha. Everywhere else a pixel follows its own
+    frame, so a moving part never leaves its alpha behind on the page it uncovers."""
     if previous_rgb is None or previous_alpha is None or previous_rgb.shape != rgb.shape:
         return alpha
-    same = np.abs(rgb.astype(np.int16) - previous_rgb.astype(np.int16)).max(axis=2) <= tolerance
-    return np.where(same, previous_alpha, alpha).astype(np.float32)
+    changed = np.abs(rgb.astype(np.int16) - previous_rgb.astype(np.int16)).max(axis=2) > tolerance
+    still = ~binary_dilate(changed, NEAR_MOTION) & (np.abs(alpha - previous_alpha) < STEADY_DELTA)
+    return np.where(still, previous_alpha, alpha).astype(np.float32)
 
 
 def steady_sequence(rgbs: list[np.ndarray], alphas: list[np.ndarray],
@@ -107,12 +118,14 @@ def steady_sequence(rgbs: list[np.ndarray], alphas: list[np.ndarray],
     return out
 
 
-def flicker(rgbs: list[np.ndarray], alphas: list[np.ndarray], tolerance: int = UNCHANGED) -> float:
+def flicker(rgbs: list[np.ndarray], alphas: list[np.ndarray], tolerance: int = UNCHANGED,
+            margin: int = 0) -> float:
     """Mean absolute alpha change between consecutive frames, on the pixels whose colour did
-    not change (0 when no pixel stays the same)."""
+    not change, nor that of any pixel within ``margin`` (0 when no pixel stays the same)."""
     total, count = 0.0, 0
     for (r0, a0), (r1, a1) in zip(zip(rgbs, alphas), zip(rgbs[1:], alphas[1:])):
-        same = np.abs(r1.astype(np.int16) - r0.astype(np.int16)).max(axis=2) <= tolerance
+        changed = np.abs(r1.astype(np.int16) - r0.astype(np.int16)).max(axis=2) > tolerance
+        same = ~binary_dilate(changed, margin) if margin else ~changed
         total += float(np.abs(a1 - a0)[same].sum())
         count += int(same.sum())
     return total / count if count else 0.0
