@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -112,9 +113,17 @@ def flat_png(w, h):
 def test_healthz_and_docs(server):
     health = json.loads(urllib.request.urlopen(server.url + "/healthz").read())
     assert health["status"] == "ok" and health["model"] == "tiny" and health["work_size"] == 64
-    assert b"swagger" in urllib.request.urlopen(server.url + "/docs").read().lower()
+    docs = urllib.request.urlopen(server.url + "/docs").read().decode()
+    assert "swagger" in docs.lower()
+    # Served by kirinuki itself, so that the page works offline: no script or style from elsewhere.
+    assert not re.findall(r"(?:src|href)=['\"]?(?:https?:)?//", docs), docs
+    for asset in re.findall(r"(?:src|href)=['\"](/docs-assets/[^'\"]+)", docs):
+        assert urllib.request.urlopen(server.url + asset).status == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in docs
     spec = json.loads(urllib.request.urlopen(server.url + "/openapi.json").read())
-    assert "multipart/form-data" in spec["paths"]["/api/cutout"]["post"]["requestBody"]["content"]
+    form = spec["paths"]["/api/cutout"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert {"file", "mask", "background", "trim", "format", "keep", "drop"} <= set(form["properties"])
+    assert form["properties"]["format"]["enum"] == ["png", "webp", "gif"]  # what the server takes
     page = urllib.request.urlopen(server.url + "/").read().decode()
     assert "<title>kirinuki" in page and "http" not in page.split("<body>")[1].replace("aria", "")
 
@@ -397,3 +406,22 @@ def test_an_oversized_body_without_a_length_gets_413(server):
     body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(12)) + b"0\r\n\r\n"  # 3 MB
     answer = raw_request(server.port, head, body)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_the_frameworks_own_errors_have_the_documented_shape(server):
+    for method, path, status in (("GET", "/api/cutout", 405), ("GET", "/no/such/page", 404)):
+        req = urllib.request.Request(server.url + path, method=method)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(req, timeout=10)
+        body = json.loads(answer.value.read())
+        assert answer.value.code == status and set(body) == {"error", "status"} and body["status"] == status
+        assert isinstance(body["error"], str) and body["error"]
+
+
+def test_keep_on_an_animated_upload_is_refused_in_the_apis_words(server, tmp_path):
+    from test_animation import moving_figure
+
+    moving_figure(tmp_path / "sticker.png", "PNG")
+    status, _, body = post(server.url, (tmp_path / "sticker.png").read_bytes(), keep="5,5")
+    error = json.loads(body)["error"]
+    assert status == 422 and "keep and drop apply to still pictures" in error and "--" not in error

@@ -24,8 +24,11 @@ from urllib.parse import quote
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
 from ..errors import InputError, InputKind
@@ -41,6 +44,10 @@ __all__ = ["ServeSettings", "create_app", "safe_download_name", "parse_multipart
 STATUS_FOR_KIND = {InputKind.EMPTY: 415, InputKind.UNSUPPORTED: 415, InputKind.CORRUPT: 415,
                    InputKind.TOO_LARGE: 422, InputKind.BAD_OPTION: 422}
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "gif": "image/gif"}
+#: Every error answer: ``{"error": one line, "status": the HTTP status}``.
+ERROR_SCHEMA = {"type": "object", "required": ["error", "status"],
+                "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}
+
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,7 @@ class _Gate:
 
 def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> FastAPI:
     """The ASGI app around one loaded model."""
-    app = FastAPI(title="kirinuki", version=__version__,
+    app = FastAPI(title="kirinuki", version=__version__, docs_url=None, redoc_url=None,
                   description="Cut out anime illustrations: RGB picture in, RGBA cutout out.")
     gate = _Gate(settings.workers, settings.queue)
     limit = int(settings.max_upload_mb * 1024 * 1024)
@@ -188,6 +195,27 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
     @app.exception_handler(HTTPProblem)
     async def _problem(_: Request, exc: HTTPProblem) -> JSONResponse:
         return JSONResponse({"error": exc.message, "status": exc.status}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own answers (404, 405) in the documented error shape."""
+        return JSONResponse({"error": str(exc.detail), "status": exc.status_code}, exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid request", "status": 422}, 422)
+
+    from swagger_ui_bundle import swagger_ui_path  # the web extra's: the docs page's own files
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="kirinuki API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -209,11 +237,18 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
             "background": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$",
                            "description": "flatten onto this colour (RGB answer)"},
             "trim": {"type": "boolean", "description": "crop to the content"},
-            "format": {"type": "string", "enum": ["png", "webp"]}}}}}},
-        "responses": {"200": {"description": "the cutout", "content": {"image/png": {}, "image/webp": {}}},
-                      "413": {"description": "upload too large"}, "415": {"description": "not a picture"},
-                      "422": {"description": "too many pixels, or a bad option"},
-                      "503": {"description": "busy: retry after the Retry-After seconds"}}}
+            "format": {"type": "string", "enum": list(MEDIA_TYPES)},
+            "keep": {"type": "string", "description": "points x,y;x,y (pixels of a still picture, at most "
+                                                      f"{MAX_POINTS} with drop) whose regions are made opaque"},
+            "drop": {"type": "string", "description": "points x,y;x,y whose regions are made transparent"}}}}}},
+        "responses": {"200": {"description": "the cutout",
+                              "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                          for t in MEDIA_TYPES.values()}},
+                      **{str(code): {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+                         for code, text in ((400, "not a form, or a malformed one"), (413, "upload too large"),
+                                            (415, "not a picture"), (422, "too many pixels, or a bad option"),
+                                            (500, "the cutout failed"),
+                                            (503, "busy: retry after the Retry-After seconds"))}}}
 
     @app.post("/api/cutout", openapi_extra=multipart_doc, response_class=Response)
     async def api_cutout(request: Request) -> Response:
@@ -251,6 +286,9 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
 
             def work() -> bytes:
                 animation = read_animation(data, opts.max_frames, settings.max_pixels)
+                if animation is not None and (opts.keep or opts.drop):
+                    raise InputError("keep and drop apply to still pictures, not to animations",
+                                     InputKind.BAD_OPTION)
                 if animation is not None:  # an animated upload gets an animated answer
                     check_encodable(animation.frames[0].size, opts.fmt)
                     frames, _ = render_animation(matter, animation, opts)
