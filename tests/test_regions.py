@@ -114,6 +114,10 @@ def test_cli_keep_and_drop(tmp_path, tiny_onnx):
     assert r.returncode == 0, r.stderr
     alpha = np.asarray(Image.open(tmp_path / "out" / "a.png").getchannel("A"))
     assert alpha[20, 30] == 0  # the drop, applied after the keep, wins on the one white region
+    r = cli(src, "-o", tmp_path / "again", "--model", tiny_onnx, "--drop", "30,20", "--keep", "5,5")
+    assert r.returncode == 0, r.stderr
+    alpha = np.asarray(Image.open(tmp_path / "again" / "a.png").getchannel("A"))
+    assert alpha.min() == 255  # given the other way round, the keep comes last and wins
     for flags, message in ((["--keep", "40,5"], "outside the 40x30 picture"),
                            (["--keep", "4;5"], "not a point"),
                            (["--drop", "1,1,1"], "not a point")):
@@ -153,3 +157,18 @@ def test_a_kept_part_of_a_tinted_page_s_colour_keeps_its_border():
     after = kirinuki.predict_alpha(picture, keep=[(140, 105)])
     assert after[inside].min() > 0.9
     assert after[:, 160:].max() < 0.1  # the page itself stays page
+
+
+def test_edits_apply_in_order_so_the_last_click_on_a_region_wins(tiny_onnx):
+    from kirinuki.regions import parse_edits
+
+    matter = Matter(tiny_onnx)
+    page = np.full((40, 60, 3), 255, np.uint8)  # one region
+    assert matter.predict_alpha(page, edits=[("drop", 5, 5), ("keep", 5, 5)]).min() == 1.0
+    assert matter.predict_alpha(page, edits=[("keep", 5, 5), ("drop", 5, 5)]).max() == 0.0
+    # keep and drop points come first, then the ordered clicks
+    assert matter.predict_alpha(page, drop=[(5, 5)], edits=[("keep", 9, 9)]).min() == 1.0
+    assert parse_edits(" keep:1,2; drop:3,4;") == [("keep", 1, 2), ("drop", 3, 4)]
+    for text in ("keep 1,2", "grab:1,2", "keep:1", "keep:1,2;" * 33):
+        with pytest.raises(ValueError):
+            parse_edits(text)

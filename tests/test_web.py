@@ -358,10 +358,40 @@ def test_page_answers_an_animated_upload_with_an_animation(server, tmp_path):
                 page.click(".card .download")
             saved = tmp_path / "downloaded.png"
             dl.value.save_as(saved)
+            # A click on an animation is refused by the server: the card says why and keeps
+            # the animated cutout, its download and its state.
+            href = page.get_attribute(".card .download", "href")
+            page.check(".card .mode[value=drop]")
+            box = page.locator(".card .after").bounding_box()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_function("() => document.querySelector('.card .error').textContent !== ''",
+                                   timeout=60_000)
+            assert "still pictures" in page.text_content(".card .error")
+            assert page.get_attribute(".card", "data-state") == "done"
+            assert page.get_attribute(".card .download", "href") == href and page.is_visible(".card .download")
+            assert page.is_disabled(".card .undo")  # the refused click is not there to undo
+            with page.expect_download() as dl:
+                page.click(".card .download")
+            again = tmp_path / "again.png"
+            dl.value.save_as(again)
+            assert again.read_bytes() == saved.read_bytes()
         finally:
             browser.close()
     frames, durations, _ = frames_of(saved)
     assert len(frames) == 6 and durations == DURATIONS
+
+
+def test_the_last_click_on_a_region_decides_it(server):
+    white = io.BytesIO()
+    Image.new("RGB", (60, 40), "white").save(white, "PNG")  # one white region: every click hits it
+    for edits, alpha in (("drop:5,5;keep:5,5", 255), ("keep:5,5;drop:5,5", 0), ("keep:5,5;drop:50,30;keep:9,9", 255)):
+        status, _, body = post(server.url, white.getvalue(), edits=edits)
+        assert status == 200, body
+        assert set(np.unique(np.asarray(Image.open(io.BytesIO(body)).getchannel("A")))) == {alpha}, edits
+    for edits in ("keep 5,5", "grab:5,5", "keep:5"):
+        status, _, body = post(server.url, white.getvalue(), edits=edits)
+        error = json.loads(body)["error"]
+        assert status == 422 and ("keep:x,y" in error or "not a point" in error), (edits, error)
 
 
 def raw_request(port: int, head: bytes, body: bytes, timeout: float = 10.0) -> bytes:

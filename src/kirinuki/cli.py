@@ -169,6 +169,14 @@ def _megapixels(text: str) -> float:
     return value
 
 
+class _EditAction(argparse.Action):
+    """``--keep X,Y`` and ``--drop X,Y`` into one list of clicks, in the order given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        mode = option_string.lstrip("-")
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), (mode, *values)])
+
+
 def _point(text: str) -> tuple[int, int]:
     from .regions import parse_points
     try:
@@ -213,11 +221,12 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
                    help="refuse animations of more frames (default %(default)s)")
     p.add_argument("--trim", nargs="?", const=0, type=_trim_margin, metavar="MARGIN",
                    help="crop to the content's bounding box plus MARGIN pixels (default 0)")
-    p.add_argument("--keep", type=_point, action="append", default=[], metavar="X,Y",
+    p.add_argument("--keep", type=_point, action=_EditAction, dest="edits", default=[], metavar="X,Y",
                    help="make the whole region under this point opaque (pixels of the input; repeatable; "
                         "one input picture)")
-    p.add_argument("--drop", type=_point, action="append", default=[], metavar="X,Y",
-                   help="make the whole region under this point transparent (as --keep)")
+    p.add_argument("--drop", type=_point, action=_EditAction, dest="edits", default=[], metavar="X,Y",
+                   help="make the whole region under this point transparent (as --keep; the last of "
+                        "--keep and --drop on a region decides it)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (inputs never)")
     p.add_argument("--force", action="store_true", help="recompute the alpha of inputs that already have one")
     p.add_argument("--no-decontaminate", dest="decontaminate", action="store_false",
@@ -253,7 +262,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
         _error(f"{args.output}: not a folder")
         return 2
     max_pixels = int(args.max_pixels * MEGAPIXEL)
-    if args.keep or args.drop:
+    if args.edits:
         from .errors import InputError
         from .imaging import open_image
         from .inference import check_points
@@ -266,7 +275,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
             _error(f"{args.inputs[0]}: --keep and --drop apply to still pictures, not to animations or videos")
             return 2
         try:
-            check_points(args.keep, args.drop, *open_image(args.inputs[0], max_pixels).size)
+            check_points([(x, y) for _, x, y in args.edits], *open_image(args.inputs[0], max_pixels).size)
         except ValueError as exc:
             _error(f"--keep/--drop: {exc}")
             return 2
@@ -277,7 +286,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
     video_fmt = args.format if args.format in ("webm", "mov", "png") else "webm"
     opts = CutoutOptions(mask=args.mask, background=background, fmt=fmt, video_fmt=video_fmt, trim=args.trim,
                          overwrite=args.overwrite, force=args.force, decontaminate=args.decontaminate,
-                         max_pixels=max_pixels, keep=tuple(args.keep), drop=tuple(args.drop),
+                         max_pixels=max_pixels, edits=tuple(args.edits),
                          max_frames=args.max_frames, asked_fmt=args.format)
     rank, world, device, threads = 0, 1, args.device, args.threads
     if args.distributed:

@@ -33,7 +33,7 @@ from .errors import ModelError
 from .flat_background import clear_flat_background
 from .guided import guided_upsample
 from .imaging import as_rgb_array, longest_side, to_float
-from .regions import MAX_POINTS, apply_points, hold_edits, kept_regions, region_consensus
+from .regions import MAX_POINTS, Edit, apply_edits, hold_edits, kept_regions, ordered_edits, region_consensus
 from .runtimes import module_runner, onnx_runner
 
 __all__ = ["Matter", "ModelInfo", "prepare_input", "to_network_input", "restore_size", "check_points"]
@@ -167,17 +167,20 @@ class Matter:
         return self
 
     def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray",
-                      keep: Sequence[tuple[int, int]] = (), drop: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+                      keep: Sequence[tuple[int, int]] = (), drop: Sequence[tuple[int, int]] = (),
+                      edits: Sequence[Edit] = ()) -> np.ndarray:
         """Alpha matte of ``image`` (path, Pillow image, or HxWx3 uint8 array).
 
         keep, drop: points ``(x, y)`` in the image's pixels; the whole region under each keep
         point becomes opaque and under each drop point transparent (see
-        :mod:`kirinuki.regions`), with its border refined like every other edge. Returns HxW
-        float32 in [0, 1], the size of the image.
+        :mod:`kirinuki.regions`), with its border refined like every other edge. edits:
+        ``("keep" | "drop", x, y)`` clicks applied in their order after those, so that the
+        last click on a region decides it. Returns HxW float32 in [0, 1], the size of the image.
         """
         rgb = as_rgb_array(image)
         h, w = rgb.shape[:2]
-        check_points(keep, drop, w, h)
+        clicks = ordered_edits(keep, drop, edits)
+        check_points([(x, y) for _, x, y in clicks], w, h)
         guide = prepare_input(rgb, self.info.work_size)
         alpha = self._network_alpha(guide)
         if self.tta:
@@ -186,18 +189,18 @@ class Matter:
             alpha = region_consensus(alpha, guide)
         if self.edge_matting:
             alpha = matte_edges(guide, alpha)
-        edits = None
-        if keep or drop:
+        marks = None
+        if clicks:
             gh, gw = guide.shape[:2]
-            scale = lambda pts: [(min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for x, y in pts]
-            alpha, edits = apply_points(alpha, guide, scale(keep), scale(drop))
+            scaled = [(mode, min(gw - 1, int(x * gw / w)), min(gh - 1, int(y * gh / h))) for mode, x, y in clicks]
+            alpha, marks = apply_edits(alpha, guide, scaled)
         alpha = restore_size(alpha, guide, rgb)
         if self.precise_edges and alpha.shape != guide.shape[:2]:
             alpha = matte_edges(rgb, alpha)
         if self.flat_background:
-            alpha = clear_flat_background(rgb, alpha, None if edits is None else kept_regions(edits, alpha.shape))
+            alpha = clear_flat_background(rgb, alpha, None if marks is None else kept_regions(marks, alpha.shape))
         # The person's keep and drop clicks have the last word.
-        return alpha if edits is None else hold_edits(alpha, edits)
+        return alpha if marks is None else hold_edits(alpha, marks)
 
     def _network_alpha(self, guide: np.ndarray) -> np.ndarray:
         """The network's alpha for an hxwx3 float32 picture at the working size, hxw float32."""
@@ -205,11 +208,11 @@ class Matter:
         return self._run(x)[0, 0, : guide.shape[0], : guide.shape[1]].astype(np.float32)
 
 
-def check_points(keep: Sequence[tuple[int, int]], drop: Sequence[tuple[int, int]], width: int, height: int) -> None:
+def check_points(points: Sequence[tuple[int, int]], width: int, height: int) -> None:
     """Keep and drop points must lie in a ``width`` x ``height`` picture, at most MAX_POINTS."""
-    if len(keep) + len(drop) > MAX_POINTS:
-        raise ValueError(f"{len(keep) + len(drop)} keep and drop points: at most {MAX_POINTS}")
-    for x, y in [*keep, *drop]:
+    if len(points) > MAX_POINTS:
+        raise ValueError(f"{len(points)} keep and drop points: at most {MAX_POINTS}")
+    for x, y in points:
         if not (0 <= x < width and 0 <= y < height):
             raise ValueError(f"point {x},{y} is outside the {width}x{height} picture")
 

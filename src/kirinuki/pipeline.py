@@ -23,6 +23,7 @@ from .imaging import atomic_save, atomic_write, composite, to_uint8
 from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS
 from .inference import Matter
 from .png import png_bytes, write_png
+from .regions import Edit
 from .video import VIDEO_SUFFIXES
 
 __all__ = ["CutoutOptions", "parse_colour", "has_real_alpha", "render", "render_animation", "video_frame_renderer",
@@ -47,9 +48,9 @@ class CutoutOptions:
     colour (RGB output); fmt: ``png`` or ``webp`` (lossless), or ``gif`` (one bit of
     transparency, soft edges flattened onto the background colour or white); trim: crop to
     the content plus this margin (None: no crop); force: recompute alpha even when the input
-    has one; decontaminate: estimate the foreground colour on soft edges (no halo); keep,
-    drop: points whose regions are made opaque or transparent (the alpha is then always
-    computed); max_frames: the most frames of an animation or video; video_fmt: what a
+    has one; decontaminate: estimate the foreground colour on soft edges (no halo); edits:
+    clicks ``("keep" | "drop", x, y)`` whose regions are made opaque or transparent, in order
+    (the alpha is then always computed); max_frames: the most frames of an animation or video; video_fmt: what a
     video becomes."""
 
     mask: bool = False
@@ -60,9 +61,9 @@ class CutoutOptions:
     force: bool = False
     decontaminate: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
-    # Points (x, y) whose whole region is kept (opaque) or dropped (transparent).
-    keep: tuple[tuple[int, int], ...] = ()
-    drop: tuple[tuple[int, int], ...] = ()
+    # Clicks ("keep" | "drop", x, y) whose whole region is kept (opaque) or dropped
+    # (transparent), in order: the last click on a region decides it.
+    edits: tuple[Edit, ...] = ()
     max_frames: int = DEFAULT_MAX_FRAMES
     # What a video becomes: webm (VP9 with alpha), mov (ProRes 4444) or png (a folder of frames).
     video_fmt: str = "webm"
@@ -109,11 +110,11 @@ def _cut(matter: Matter, image: Image.Image, opts: CutoutOptions,
          previous: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """(rgb, colour, alpha8, kept): the picture's own alpha when it has one (``kept``), else
     the predicted one, steadied against ``previous`` (rgb, alpha) of an animation's frame."""
-    if has_real_alpha(image) and not opts.force and not (opts.keep or opts.drop):
+    if has_real_alpha(image) and not opts.force and not opts.edits:
         arr = np.asarray(image)
         return arr[..., :3], arr[..., :3], arr[..., 3], True
     rgb = np.asarray(image.convert("RGB"))
-    alpha = matter.predict_alpha(rgb, opts.keep, opts.drop)
+    alpha = matter.predict_alpha(rgb, edits=opts.edits)
     if previous is not None:
         alpha = steady_alpha(previous[0], previous[1], rgb, alpha)
     fg = estimate_foreground(rgb, alpha) if opts.decontaminate else rgb
@@ -161,9 +162,8 @@ def render_animation(matter: Matter, animation: Animation, opts: CutoutOptions,
     """Cut out every frame (the alpha steadied where the picture does not move); ``trim``
     crops every frame to the content of all of them. Returns (frames, note or None);
     ``on_frame(done, total)`` reports progress."""
-    if opts.keep or opts.drop:
-        raise InputError("--keep and --drop take points of a still picture, not an animation",
-                         InputKind.BAD_OPTION)
+    if opts.edits:
+        raise InputError("keep and drop apply to still pictures, not to animations", InputKind.BAD_OPTION)
     cuts, previous, kept_any = [], None, False
     total = len(animation.frames)
     for k, frame in enumerate(animation.frames, 1):
@@ -185,8 +185,8 @@ def video_frame_renderer(matter: Matter, opts: CutoutOptions):
     """A function ``(rgb, previous_rgb, previous_alpha) -> (output pixels, alpha)`` that cuts
     out one video frame as :func:`render` would (mask, background, decontamination), with the
     alpha steadied against the previous frame."""
-    if opts.trim is not None or opts.keep or opts.drop:
-        raise InputError("--trim, --keep and --drop are for pictures, not video", InputKind.BAD_OPTION)
+    if opts.trim is not None or opts.edits:
+        raise InputError("trim, keep and drop apply to still pictures, not to video", InputKind.BAD_OPTION)
 
     computed = replace(opts, force=True)  # a video frame's alpha is always predicted
 

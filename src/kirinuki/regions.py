@@ -20,7 +20,13 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["region_map", "select_region", "apply_points", "hold_edits", "kept_regions", "region_consensus", "parse_points", "MAX_POINTS", "DEFAULT_TOLERANCE"]
+__all__ = ["region_map", "select_region", "apply_edits", "hold_edits", "kept_regions", "region_consensus",
+           "parse_points", "parse_edits", "ordered_edits", "Edit", "MAX_POINTS", "DEFAULT_TOLERANCE"]
+
+#: One click of the click fix: ``("keep" | "drop", x, y)``, in a picture's pixels. A list of
+#: them is applied in order, so the last click on a region decides it.
+Edit = tuple[str, int, int]
+EDIT_MODES = ("keep", "drop")
 
 #: The most keep and drop points one request may carry.
 MAX_POINTS = 32
@@ -50,6 +56,34 @@ def parse_points(text: str) -> list[tuple[int, int]]:
     if len(points) > MAX_POINTS:
         raise ValueError(f"{len(points)} points: at most {MAX_POINTS}")
     return points
+
+
+def parse_edits(text: str) -> list[Edit]:
+    """``"keep:410,620;drop:90,300"`` -> [("keep", 410, 620), ("drop", 90, 300)], in order; a
+    ValueError with a one-line reason for anything else."""
+    edits = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        mode, sep, point = part.partition(":")
+        if not sep or mode.strip() not in EDIT_MODES:
+            raise ValueError(f"{part!r} is not an edit: write keep:x,y or drop:x,y")
+        (x, y), = parse_points(point)
+        edits.append((mode.strip(), x, y))
+    if len(edits) > MAX_POINTS:
+        raise ValueError(f"{len(edits)} edits: at most {MAX_POINTS}")
+    return edits
+
+
+def ordered_edits(keep: Sequence[tuple[int, int]] = (), drop: Sequence[tuple[int, int]] = (),
+                  edits: Sequence[Edit] = ()) -> list[Edit]:
+    """Keep points, then drop points, then ``edits`` in their own order: one ordered list."""
+    out = [("keep", int(x), int(y)) for x, y in keep] + [("drop", int(x), int(y)) for x, y in drop]
+    for mode, x, y in edits:
+        if mode not in EDIT_MODES:
+            raise ValueError(f"{mode!r} is not an edit: keep or drop")
+        out.append((mode, int(x), int(y)))
+    return out
 
 
 def region_map(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,29 +138,28 @@ def select_region(labels: np.ndarray, grad: np.ndarray, image: np.ndarray, x: in
     return np.isin(labels, list(chosen))
 
 
-def apply_points(alpha: np.ndarray, image: np.ndarray, keep: Sequence[tuple[int, int]],
-                 drop: Sequence[tuple[int, int]], tolerance: float = DEFAULT_TOLERANCE
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``alpha`` (HxW float32) with the regions under the ``keep`` points opaque and those
-    under the ``drop`` points transparent, in that order (points as (x, y) in ``image``'s
-    pixels; ``image`` HxWx3 float32 in [0, 1], the picture ``alpha`` belongs to).
+def apply_edits(alpha: np.ndarray, image: np.ndarray, edits: Sequence[Edit],
+                tolerance: float = DEFAULT_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+    """``alpha`` (HxW float32) with the region under each edit's point made opaque (keep) or
+    transparent (drop), in order, so that a later click on a region overrides an earlier one
+    (points as (x, y) in ``image``'s pixels; ``image`` HxWx3 float32 in [0, 1], the picture
+    ``alpha`` belongs to).
 
     Returns (the edited alpha, the edits: HxW float32, 1 kept, 0 dropped, NaN untouched), so
     that the caller can hold the edited regions' insides exactly after refinement."""
-    edits = np.full(alpha.shape, np.nan, np.float32)
-    if not keep and not drop:
-        return alpha, edits
+    marks = np.full(alpha.shape, np.nan, np.float32)
+    if not edits:
+        return alpha, marks
     labels, grad = region_map(image)
     graph = _region_graph(labels, image, grad)  # once for all the points
-    for points, value in ((keep, 1.0), (drop, 0.0)):
-        for x, y in points:
-            edits[select_region(labels, grad, image, int(x), int(y), tolerance, graph=graph)] = value
-    return np.where(np.isnan(edits), alpha, edits).astype(np.float32), edits
+    for mode, x, y in edits:
+        marks[select_region(labels, grad, image, int(x), int(y), tolerance, graph=graph)] = 1.0 if mode == "keep" else 0.0
+    return np.where(np.isnan(marks), alpha, marks).astype(np.float32), marks
 
 
 def hold_edits(alpha: np.ndarray, edits: np.ndarray) -> np.ndarray:
     """Hold the insides of edited regions (``edits`` at any smaller size, from
-    :func:`apply_points`) at exactly 0 or 1 in the full-size ``alpha``; the border pixels of
+    :func:`apply_edits`) at exactly 0 or 1 in the full-size ``alpha``; the border pixels of
     each region are left to the refinement, so edges stay soft."""
     from .imaging import binary_dilate
 
@@ -141,7 +174,7 @@ def hold_edits(alpha: np.ndarray, edits: np.ndarray) -> np.ndarray:
 
 
 def kept_regions(edits: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The kept regions of ``edits`` (from :func:`apply_points`), borders included, as an HxW
+    """The kept regions of ``edits`` (from :func:`apply_edits`), borders included, as an HxW
     bool mask of ``shape``: what the flat-background clearing must not take as page."""
     return _at_size(edits == 1.0, shape)
 

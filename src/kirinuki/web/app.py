@@ -37,7 +37,7 @@ from ..limits import DEFAULT_MAX_PIXELS
 from ..animation import encode_animation, read_animation
 from ..pipeline import CutoutOptions, check_encodable, encode, parse_colour, render, render_animation
 from ..inference import Matter, check_points
-from ..regions import MAX_POINTS, parse_points
+from ..regions import MAX_POINTS, ordered_edits, parse_edits, parse_points
 
 __all__ = ["ServeSettings", "create_app", "safe_download_name", "parse_multipart"]
 
@@ -136,17 +136,17 @@ def _options(fields: dict, settings: ServeSettings) -> CutoutOptions:
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", bg_text):
             raise HTTPProblem(422, "background must be a colour as #rrggbb")
         background = parse_colour(bg_text)
-    points = {}
-    for name in ("keep", "drop"):
-        try:
-            points[name] = tuple(parse_points(fields.get(name, (None, b""))[1].decode("utf-8", "replace")))
-        except ValueError as exc:
-            raise HTTPProblem(422, f"{name}: {exc}") from None
-    if len(points["keep"]) + len(points["drop"]) > MAX_POINTS:
-        raise HTTPProblem(422, f"keep and drop: at most {MAX_POINTS} points in all")
+    text = {name: fields.get(name, (None, b""))[1].decode("utf-8", "replace") for name in ("keep", "drop", "edits")}
+    try:
+        points = {name: parse_points(text[name]) for name in ("keep", "drop")}
+        edits = ordered_edits(points["keep"], points["drop"], parse_edits(text["edits"]))
+    except ValueError as exc:
+        raise HTTPProblem(422, f"keep, drop and edits: {exc}") from None
+    if len(edits) > MAX_POINTS:
+        raise HTTPProblem(422, f"keep, drop and edits: at most {MAX_POINTS} points in all")
     return CutoutOptions(mask=_flag(fields, "mask"), background=background, fmt=fmt,
                          trim=0 if _flag(fields, "trim") else None, max_pixels=settings.max_pixels,
-                         keep=points["keep"], drop=points["drop"])
+                         edits=tuple(edits))
 
 
 async def _drain(request: Request, budget: int) -> bool:
@@ -240,7 +240,9 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
             "format": {"type": "string", "enum": list(MEDIA_TYPES)},
             "keep": {"type": "string", "description": "points x,y;x,y (pixels of a still picture, at most "
                                                       f"{MAX_POINTS} with drop) whose regions are made opaque"},
-            "drop": {"type": "string", "description": "points x,y;x,y whose regions are made transparent"}}}}}},
+            "drop": {"type": "string", "description": "points x,y;x,y whose regions are made transparent"},
+            "edits": {"type": "string", "description": "clicks keep:x,y;drop:x,y applied in order after keep "
+                                                       "and drop: the last click on a region decides it"}}}}}},
         "responses": {"200": {"description": "the cutout",
                               "content": {t: {"schema": {"type": "string", "format": "binary"}}
                                           for t in MEDIA_TYPES.values()}},
@@ -286,7 +288,7 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
 
             def work() -> bytes:
                 animation = read_animation(data, opts.max_frames, settings.max_pixels)
-                if animation is not None and (opts.keep or opts.drop):
+                if animation is not None and opts.edits:
                     raise InputError("keep and drop apply to still pictures, not to animations",
                                      InputKind.BAD_OPTION)
                 if animation is not None:  # an animated upload gets an animated answer
@@ -298,7 +300,7 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
                     return buf.getvalue()
                 image = open_image(data, settings.max_pixels)
                 try:
-                    check_points(opts.keep, opts.drop, *image.size)
+                    check_points([(x, y) for _, x, y in opts.edits], *image.size)
                 except ValueError as exc:
                     raise InputError(str(exc), InputKind.BAD_OPTION) from None
                 out, _ = render(matter, image, opts)

@@ -42,6 +42,7 @@ function addFiles(fileList) {
     $(".compare", card).addEventListener("click", (e) => fixAt(item, e));
     $(".undo", card).addEventListener("click", () => {
       item.points.pop();
+      item.clicked = false;
       setState(item, "queued");
       pump();
     });
@@ -80,12 +81,15 @@ function fixAt(item, e) {
   const x = Math.min(w - 1, Math.max(0, Math.floor(((e.clientX - box.left) / box.width) * w)));
   const y = Math.min(h - 1, Math.max(0, Math.floor(((e.clientY - box.top) / box.height) * h)));
   item.points.push({ mode, x, y });
+  item.clicked = true;  // the next answer is about this click
   setState(item, "queued");
   pump();
 }
 
-function pointField(item, mode) {
-  return item.points.filter((p) => p.mode === mode).map((p) => `${p.x},${p.y}`).join(";");
+// The clicks in the order they were made: the server applies them in that order, so the last
+// click on a region decides it, as Undo implies.
+function editsField(item) {
+  return item.points.map((p) => `${p.mode}:${p.x},${p.y}`).join(";");
 }
 
 // -- state ---------------------------------------------------------------------------------------
@@ -127,8 +131,7 @@ function send(item) {
     form.append("mask", opts.mask);
     form.append("trim", opts.trim);
     if (opts.background) form.append("background", opts.background);
-    form.append("keep", pointField(item, "keep"));
-    form.append("drop", pointField(item, "drop"));
+    form.append("edits", editsField(item));
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/cutout");
     xhr.responseType = "blob";
@@ -149,6 +152,7 @@ function send(item) {
         const link = $(".download", item.card);
         link.href = item.url;
         link.download = item.name;
+        item.clicked = false;
         setState(item, "done");
         resolve();
         return;
@@ -171,6 +175,15 @@ function send(item) {
 }
 
 function fail(item, message) {
+  if (item.clicked && item.blob) {
+    // The server refused a click (an animation, too many points): take that click back and
+    // keep the last good cutout, its download and its Undo.
+    item.points.pop();
+    item.clicked = false;
+    setState(item, "done", "click not applied");
+    $(".error", item.card).textContent = `${item.file.name || "This picture"}: ${message}`;
+    return;
+  }
   $(".error", item.card).textContent = `${item.file.name || "This picture"}: ${message}`;
   setState(item, "error");
 }
