@@ -436,13 +436,47 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- krita ----------------------------------------------------------------------------------
+
+def _add_krita(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("krita", help="the Krita plug-in: install it, or write its archive",
+                       description="kirinuki inside Krita: Tools > Scripts > Cut out character (kirinuki).")
+    actions = p.add_subparsers(dest="krita_command", required=True, metavar="ACTION")
+    inst = actions.add_parser("install", help="put the plug-in where Krita looks (your pykrita folder)")
+    inst.add_argument("--folder", type=Path, help="another pykrita folder (default: this system's)")
+    inst.set_defaults(func=_run_krita_install)
+    z = actions.add_parser("zip", help="write the archive for Krita's 'Import Python Plugin from File'")
+    z.add_argument("out", type=Path, metavar="OUT.zip")
+    z.set_defaults(func=_run_krita_zip)
+
+
+def _run_krita_install(args: argparse.Namespace) -> int:
+    from .krita import ENABLE_HINT, install
+
+    where = install(args.folder)
+    print(f"{PROG}: Krita plug-in installed in {where}; {ENABLE_HINT}")
+    return 0
+
+
+def _run_krita_zip(args: argparse.Namespace) -> int:
+    from .krita import write_zip
+
+    if not args.out.parent.is_dir():
+        _error(f"{args.out.parent}: no such folder")
+        return 2
+    write_zip(args.out)
+    print(f"{PROG}: wrote {args.out}; in Krita: Tools > Scripts > Import Python Plugin from File, then enable "
+          "'kirinuki: cut out characters' in the Python Plugin Manager and restart Krita")
+    return 0
+
+
 # -- entry point --------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Give anime illustrations their alpha channel back.")
     parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_cutout, _add_serve, _add_train, _add_evaluate, _add_export):
+    for add in (_add_cutout, _add_serve, _add_train, _add_evaluate, _add_export, _add_krita):
         add(sub)
     return parser
 
