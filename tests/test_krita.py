@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kirinuki.krita import NAME, PLUGIN, install, write_zip
+from kirinuki.krita import NAME, PLUGIN, install
 from kirinuki.samples import sample_paths, true_alpha_path
 
 sys.path.insert(0, str(PLUGIN))
