@@ -112,27 +112,30 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | Non
         name = headers.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
+        if name in fields:
+            raise HTTPProblem(422, f"the field {name!r} is given more than once")
         filename = headers.get_filename()
         fields[name] = (filename, data[:-2] if data.endswith(b"\r\n") else data)
     return fields
 
 
 def _flag(fields: dict, name: str) -> bool:
-    value = fields.get(name, (None, b""))[1].decode("utf-8", "replace").strip().lower()
-    if value in ("", "0", "false", "off", "no"):
+    """A boolean form field as the API describes it: ``true`` or ``false`` (absent: false)."""
+    if name not in fields:
         return False
-    if value in ("1", "true", "on", "yes"):
-        return True
+    value = fields[name][1].decode("utf-8", "replace")
+    if value in ("true", "false"):
+        return value == "true"
     raise HTTPProblem(422, f"{name} must be true or false")
 
 
 def _options(fields: dict, settings: ServeSettings) -> CutoutOptions:
-    fmt = fields.get("format", (None, b"png"))[1].decode("utf-8", "replace").strip().lower() or "png"
+    fmt = fields.get("format", (None, b"png"))[1].decode("utf-8", "replace")
     if fmt not in MEDIA_TYPES:
         raise HTTPProblem(422, "format must be png, webp or gif")
-    bg_text = fields.get("background", (None, b""))[1].decode("utf-8", "replace").strip()
     background = None
-    if bg_text:
+    if "background" in fields:  # as the API describes it: #rrggbb, nothing else
+        bg_text = fields["background"][1].decode("utf-8", "replace")
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", bg_text):
             raise HTTPProblem(422, "background must be a colour as #rrggbb")
         background = parse_colour(bg_text)
