@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .errors import InputError, InputKind
-from .imaging import atomic_write, binary_dilate, image_to_rgba_or_rgb, pillow_open
+from .imaging import DECODE_ERRORS, atomic_write, binary_dilate, image_to_rgba_or_rgb, pillow_open
 from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL
 
 __all__ = ["Animation", "is_animation", "read_animation", "steady_alpha", "steady_sequence", "flicker", "encode_animation",
@@ -74,8 +74,15 @@ def read_animation(source: "str | os.PathLike | bytes", max_frames: int = DEFAUL
     except Exception:
         return None  # not a picture, or not one this reader knows: the still-picture path says why
     with im:
-        n = getattr(im, "n_frames", 1)
-        if not getattr(im, "is_animated", False) or n < 2:
+        try:
+            n = getattr(im, "n_frames", 1)
+            animated = getattr(im, "is_animated", False)
+        except Image.DecompressionBombError:  # a later frame declares a size far over the limit
+            raise InputError(f"a frame over the limit of {max_pixels / MEGAPIXEL:g} MP (--max-pixels)",
+                             InputKind.TOO_LARGE) from None
+        except DECODE_ERRORS as exc:  # counting the frames reads every frame's header
+            raise InputError(f"truncated or corrupt animation ({exc.__class__.__name__})", InputKind.CORRUPT) from None
+        if not animated or n < 2:
             return None
         w, h = im.size
         if n > max_frames:
@@ -89,7 +96,10 @@ def read_animation(source: "str | os.PathLike | bytes", max_frames: int = DEFAUL
                 frame.load()
                 durations.append(int(round(float(frame.info.get("duration", 100) or 100))))
                 frames.append(image_to_rgba_or_rgb(frame.copy()))
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except Image.DecompressionBombError:
+            raise InputError(f"a frame over the limit of {max_pixels / MEGAPIXEL:g} MP (--max-pixels)",
+                             InputKind.TOO_LARGE) from None
+        except DECODE_ERRORS as exc:
             raise InputError(f"truncated or corrupt animation ({exc})", InputKind.CORRUPT) from None
         loop = int(im.info.get("loop", 0) or 0)
     return Animation(frames, durations, loop)

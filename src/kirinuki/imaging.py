@@ -21,6 +21,7 @@ import io
 import os
 import re
 import secrets
+import struct
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Callable, Sequence
@@ -34,6 +35,7 @@ from .limits import DEFAULT_MAX_PIXELS, MEGAPIXEL
 __all__ = [
     "open_image",
     "pillow_open",
+    "DECODE_ERRORS",
     "CUTOUT_SUFFIXES",
     "BACKGROUND_SUFFIXES",
     "find_images",
@@ -276,6 +278,11 @@ def image_to_rgba_or_rgb(image: "Image.Image") -> Image.Image:
     return out
 
 
+#: What Pillow raises on a cut-short or damaged file while decoding it or counting its
+#: frames (a truncated GIF's frame count is an IndexError, a short header a struct.error).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
+
 def pillow_open(stream: "str | os.PathLike | io.BytesIO", max_pixels: int) -> Image.Image:
     """``Image.open`` under our pixel limit instead of Pillow's: Pillow warns (a two-line
     Python warning) over its own limit and refuses twice that before ours is checked, so the
@@ -331,7 +338,7 @@ def open_image(source: "str | os.PathLike | bytes", max_pixels: int = DEFAULT_MA
         try:
             im.seek(0)
             im.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except DECODE_ERRORS as exc:
             raise InputError(f"truncated or corrupt image ({exc})", InputKind.CORRUPT) from None
         return image_to_rgba_or_rgb(im)
 

@@ -66,8 +66,9 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
     if Path(source).is_file() and Path(source).stat().st_size == 0:
         raise InputError("empty file (0 bytes)", InputKind.EMPTY)
     try:
-        inp = av.open(str(source))
-    except (av.error.FFmpegError, OSError) as exc:
+        # Tags in another encoding are replaced, not a reason to refuse the video.
+        inp = av.open(str(source), metadata_errors="replace")
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's words, without its error number
         raise InputError(f"not a video kirinuki can read ({reason})", InputKind.UNSUPPORTED) from None
     tmp = _temporary(target)
@@ -77,6 +78,9 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
         if not inp.streams.video:
             raise InputError("no video stream", InputKind.UNSUPPORTED)
         vs = inp.streams.video[0]
+        if vs.codec_context is None or not vs.codec_context.width or not vs.codec_context.height:
+            raise InputError("truncated or corrupt video (its video stream has no decoder or no size)",
+                             InputKind.CORRUPT)
         w, h = vs.codec_context.width, vs.codec_context.height
         rate = vs.average_rate or vs.guessed_rate or 24
         total = vs.frames or (int(float(inp.duration / av.time_base) * float(rate) + 0.5) if inp.duration else 0)
@@ -130,15 +134,16 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
                             out.mux(p)
                     if on_frame:
                         on_frame(done, max(total, done))
-        except av.error.FFmpegError as exc:
-            raise InputError(f"truncated or corrupt video ({exc})", InputKind.CORRUPT) from None
-        if done == 0:
-            raise InputError("truncated or corrupt video (no frame could be decoded)", InputKind.CORRUPT)
-        if out is not None:
-            for p in ovs.encode():
-                out.mux(p)
-            out.close()
-            out = None
+            if done == 0:
+                raise InputError("truncated or corrupt video (no frame could be decoded)", InputKind.CORRUPT)
+            if out is not None:  # the encoder's last frames: a damaged input's timestamps fail here too
+                for p in ovs.encode():
+                    out.mux(p)
+                out.close()
+                out = None
+        except av.error.FFmpegError as exc:  # FFmpeg's words, without the temporary file's name
+            raise InputError(f"truncated or corrupt video ({exc.strerror or exc.__class__.__name__})",
+                             InputKind.CORRUPT) from None
         _move_into_place(tmp, target)
     except BaseException:
         if out is not None:
