@@ -117,8 +117,12 @@ def test_missing_or_broken_model_files_are_clear_errors(tmp_path):
         Matter(bad)
     bad_pt = tmp_path / "bad.pt"
     bad_pt.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pt"):
+    with pytest.raises(ModelError, match="bad.pt: not a readable kirinuki checkpoint"):
         Matter(bad_pt)
+    other = tmp_path / "picture.webp"
+    other.write_bytes(b"RIFF")
+    with pytest.raises(ModelError, match="picture.webp: not a model file"):
+        Matter(other)
 
 
 def _disc_scene(n=384):
