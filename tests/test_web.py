@@ -472,3 +472,18 @@ def test_the_api_fuzzed_from_its_own_description_never_errs_and_matches_it(serve
                         "--report-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-4000:]
     assert re.search(r"\d+ generated, \d+ passed", r.stdout), r.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_a_short_soak_of_mixed_clients_gets_no_5xx_and_a_quick_healthz(tiny_onnx):
+    """benchmarks/soak.py for 15 s (the 10-minute run's figures are in docs/benchmarks.md):
+    good pictures, clicks, animations, bad files and slow clients at once."""
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--seconds", "15", "--requests", "2000",
+                        "--clients", "4", "--model", str(tiny_onnx)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    report = json.loads(r.stdout)
+    assert set(report["answers"]) <= {"2xx", "4xx"} and report["requests"] >= 40
+    assert all(set(kinds) == {"415"} for name, kinds in report["by_kind"].items()
+               if name in ("not a picture", "cut short", "empty"))
+    assert report["by_kind"]["slow client"] and set(report["by_kind"]["slow client"]) == {"200"}
+    assert report["healthz_max_s"] <= 1.0
