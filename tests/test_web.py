@@ -487,3 +487,24 @@ def test_a_short_soak_of_mixed_clients_gets_no_5xx_and_a_quick_healthz(tiny_onnx
                if name in ("not a picture", "cut short", "empty"))
     assert report["by_kind"]["slow client"] and set(report["by_kind"]["slow client"]) == {"200"}
     assert report["healthz_max_s"] <= 1.0
+
+
+def test_a_small_upload_declaring_much_work_is_refused_by_the_request_budget(tiny_onnx):
+    """A GIF of a few hundred bytes whose header declares 24 frames of 2000x2000 (96 MP): the
+    server's budget per request (25 MP by default) refuses it before any frame is decoded."""
+    from PIL import ImageDraw
+
+    frames = [Image.new("RGB", (8, 8), "white") for _ in range(24)]
+    for k, frame in enumerate(frames):
+        ImageDraw.Draw(frame).point((k % 8, k // 8), fill="red")
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=50)
+    data = bytearray(buf.getvalue())
+    data[6:10] = (2000).to_bytes(2, "little") * 2  # the logical screen: 2000x2000
+    assert len(data) < 2000
+    server = Server(tiny_onnx)
+    try:
+        status, _, body = post(server.url, bytes(data), filename="tiny.gif")
+    finally:
+        server.stop()
+    assert status == 422 and "over the limit of 25 MP" in json.loads(body)["error"], body

@@ -11,7 +11,7 @@ from ._version import __version__
 from .config import PRESETS, parse_work_size
 from .errors import KirinukiError
 from .errors import ModelError
-from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL, WORK_SIZE_RANGE
+from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, MEGAPIXEL, SERVE_MAX_PIXELS, WORK_SIZE_RANGE
 
 PROG = "kirinuki"
 
@@ -407,8 +407,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="cutouts computed at the same time (default 1)")
     p.add_argument("--queue", type=int, default=8, help="requests allowed to wait; more get 503 (default 8)")
     p.add_argument("--max-upload-mb", type=float, default=25.0)
-    p.add_argument("--max-pixels", type=_megapixels, default=DEFAULT_MAX_PIXELS / MEGAPIXEL, metavar="MP",
-                   help="refuse pictures over this many megapixels (default %(default)g)")
+    p.add_argument("--max-pixels", type=_megapixels, default=SERVE_MAX_PIXELS / MEGAPIXEL, metavar="MP",
+                   help="refuse a request whose picture (or animation, all frames together) holds more than "
+                        "this many megapixels (default %(default)g)")
     p.set_defaults(func=_run_serve)
 
 

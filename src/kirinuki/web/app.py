@@ -4,7 +4,8 @@ Routes: ``GET /`` (the page), ``POST /api/cutout`` (multipart field ``file``; op
 fields ``mask``, ``background``, ``trim``, ``format``), ``GET /healthz``, ``GET /docs``.
 
 Limits, each answered with a JSON body ``{"error": ..., "status": ...}``:
-upload over ``max_upload_mb`` -> 413; decoded picture over ``max_pixels`` -> 422; not a
+upload over ``max_upload_mb`` -> 413; a picture (an animation: all its frames together) over
+``max_pixels``, 25 MP by default, -> 422; not a
 picture or unreadable -> 415; more requests in flight than ``workers + queue`` -> 503 with
 ``Retry-After``. The model is loaded once; inference runs in worker threads, at most
 ``workers`` at a time. Uploads are read into memory (bounded by the limits above) and
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import unicodedata
 from dataclasses import dataclass
 from email.message import Message
@@ -33,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from ..errors import InputError, InputKind
 from ..imaging import open_image
-from ..limits import DEFAULT_MAX_PIXELS
+from ..limits import SERVE_MAX_PIXELS
 from ..animation import encode_animation, read_animation
 from ..pipeline import CutoutOptions, check_encodable, encode, parse_colour, render, render_animation
 from ..inference import Matter, check_points
@@ -57,7 +59,7 @@ class ServeSettings:
     workers: int = 1              # inferences at a time
     queue: int = 8                # requests allowed to wait for a worker
     max_upload_mb: float = 25.0
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = SERVE_MAX_PIXELS  # a picture's pixels, or an animation's over all its frames
     retry_after_s: int = 2
 
 
@@ -323,11 +325,9 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
     return app
 
 
-def listen(host: str, port: int) -> "socket.socket":
+def listen(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` and listening, before anything says "serving": a port
     in use or a host that cannot be bound is an ``OSError`` here, with nothing started."""
-    import socket
-
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -340,7 +340,7 @@ def listen(host: str, port: int) -> "socket.socket":
     return sock
 
 
-def serve(matter: Matter, settings: ServeSettings, sock: "socket.socket | None" = None) -> None:
+def serve(matter: Matter, settings: ServeSettings, sock: socket.socket | None = None) -> None:
     """Run the app with Uvicorn on ``sock`` (from :func:`listen`; bound here when None) until
     interrupted."""
     import sys
