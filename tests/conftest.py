@@ -155,3 +155,13 @@ def character_on_her_hair_colour() -> tuple[np.ndarray, np.ndarray]:
     alpha = np.asarray(Image.open(true_alpha_path(sample)).convert("L")).astype(np.float32) / 255
     a = alpha[..., None]
     return np.round(a * rgb + (1 - a) * np.float32(HAIR_PAGE)).astype(np.uint8), alpha
+
+
+def written(folder: Path) -> list[str]:
+    """The files kirinuki wrote in an output folder, sorted, without its output mark (the
+    ``.kirinuki-output`` file that keeps a later run from cutting them out again)."""
+    from kirinuki.batch import OUTPUT_MARK
+
+    if not folder.exists():
+        return []
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.name != OUTPUT_MARK)

@@ -236,3 +236,16 @@ def test_trim_on_a_fully_transparent_cutout_says_so(tmp_path):
     out = Image.open(tmp_path / "out" / "blank.png")
     assert out.size == (60, 40) and out.getchannel("A").getextrema() == (0, 0)
     assert "fully transparent: nothing to trim to, written at full size" in r.stderr
+
+
+def test_an_earlier_output_folder_under_a_walked_folder_is_not_cut_out_again(tmp_path, tiny_onnx):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "white").save(tmp_path / "a.png")
+    first = run_cli("cutout", str(tmp_path), "-o", str(tmp_path / "out"), "--model", str(tiny_onnx), "-q")
+    assert first.returncode == 0 and (tmp_path / "out" / "a.png").exists()
+    again = run_cli("cutout", str(tmp_path), "-o", str(tmp_path / "sub" / "out2"), "--model", str(tiny_onnx))
+    assert again.returncode == 0, again.stderr
+    written = sorted(p.relative_to(tmp_path / "sub" / "out2").as_posix()
+                     for p in (tmp_path / "sub" / "out2").rglob("*.png"))
+    assert written == ["a.png"], written  # not out/a.png: the first run's output was left alone

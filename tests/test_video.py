@@ -10,6 +10,7 @@ from PIL import Image
 from kirinuki.samples import moving_figure
 
 import av  # noqa: E402  (the video extra, which make setup installs)
+from conftest import written
 
 FRAMES = 8
 
@@ -105,7 +106,7 @@ def test_bad_videos_are_one_line_and_nothing_is_half_written(tmp_path, tiny_onnx
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if line.startswith("kirinuki: error:")]
     assert len(errors) == 2, r.stderr
-    assert not out.exists() or not [p for p in out.iterdir()], list(out.iterdir())
+    assert written(out) == [], written(out)
     r = cli(src, "-o", tmp_path / "o2", "--model", tiny_onnx, "--max-frames", "4")
     assert r.returncode == 1 and "over the limit of 4 (--max-frames)" in r.stderr
 

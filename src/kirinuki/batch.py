@@ -38,8 +38,9 @@ class Job:
 def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str | Callable[[Path], str]) -> list[Job]:
     """Map inputs (files, or folders walked recursively in a stable order) to output paths.
 
-    A folder's sub-folders are kept under ``outdir``; the output folder itself is never walked
-    as input (so ``kirinuki cutout . -o out`` can be run again). A file named twice (or a
+    A folder's sub-folders are kept under ``outdir``; the output folder itself, and any
+    earlier output folder under a walked folder, is never walked as input (so ``kirinuki
+    cutout . -o out`` and then ``-o sub/out2`` can be run). A file named twice (or a
     folder and a file inside it) is taken once, from its first mention. An output that a
     previous input already claims, or that is itself an input, is an error for that input,
     never an overwrite.
@@ -83,13 +84,28 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], outdir: Path, suffix: str | C
     return jobs
 
 
+#: The file ``kirinuki cutout`` leaves in each output folder: a folder walked as input that
+#: holds it is an earlier run's output, and is not cut out again.
+OUTPUT_MARK = ".kirinuki-output"
+
+
+def mark_output(outdir: Path) -> None:
+    """Mark ``outdir`` (created if needed) as a kirinuki output folder (:data:`OUTPUT_MARK`)."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    mark = outdir / OUTPUT_MARK
+    if not mark.exists():
+        mark.write_text("cutouts written by kirinuki; a folder walked as input that holds this file is skipped\n",
+                        encoding="utf-8")
+
+
 def _pictures_under(folder: Path, skip: Path) -> list[Path]:
     """Supported pictures under ``folder``, sorted: symlinked sub-folders are followed (each
-    real folder walked once, so a link loop ends), and the folder ``skip`` is left out."""
+    real folder walked once, so a link loop ends), and the folder ``skip`` and every earlier
+    output folder (one holding :data:`OUTPUT_MARK`) below ``folder`` are left out."""
     found, visited = [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = _key(Path(root))
-        if real in visited or real.is_relative_to(skip):
+        if real in visited or real.is_relative_to(skip) or (OUTPUT_MARK in files and real != _key(folder)):
             dirs[:] = []
             continue
         visited.add(real)

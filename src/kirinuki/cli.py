@@ -244,7 +244,7 @@ def _add_cutout(sub: argparse._SubParsersAction) -> None:
 def _run_cutout(args: argparse.Namespace) -> int:
     if _checkpoint_without_torch(args.model):
         return 2
-    from .batch import plan_jobs, run_batch, shard
+    from .batch import mark_output, plan_jobs, run_batch, shard
     from .pipeline import CutoutOptions, parse_colour
     from .threads import set_thread_limit
     from .ranks import finish_rank, plan_rank
@@ -297,6 +297,7 @@ def _run_cutout(args: argparse.Namespace) -> int:
             print(f"{PROG}: {plan.note}", file=sys.stderr, flush=True)
     matter = _matter(args, device, threads)
     jobs = plan_jobs(args.inputs, args.output, opts.suffix_for)
+    mark_output(args.output)
     if args.distributed:
         jobs = shard(jobs, rank, world)
     bar = Progress(len(jobs), "files", enabled=len(jobs) > 1 and not args.quiet)
