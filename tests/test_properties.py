@@ -21,34 +21,28 @@ def one_line(exc: BaseException) -> bool:
     return bool(str(exc)) and "\n" not in str(exc) and "Traceback" not in str(exc)
 
 
-@given(TEXT)
-def test_points_parse_or_say_why_in_one_line(text):
+def valid_points(points) -> bool:
+    return len(points) <= MAX_POINTS and all(isinstance(v, int) for p in points for v in p)
+
+
+def valid_edits(edits) -> bool:
+    return len(edits) <= MAX_POINTS and all(mode in ("keep", "drop") for mode, _, _ in edits)
+
+
+def valid_colour(rgb) -> bool:
+    return len(rgb) == 3 and all(0 <= v <= 255 for v in rgb)
+
+
+@pytest.mark.parametrize("parse, valid", [(parse_points, valid_points), (parse_edits, valid_edits),
+                                          (parse_colour, valid_colour)], ids=["points", "edits", "colour"])
+@given(text=TEXT | st.sampled_from(["white", "#102030", "#fff", "tomato", "#GGHHII", "rgb(1,2,3)", "keep:1,2"]))
+def test_typed_values_parse_or_say_why_in_one_line(parse, valid, text):
     try:
-        points = parse_points(text)
+        value = parse(text)
     except ValueError as exc:
         assert one_line(exc)
         return
-    assert len(points) <= MAX_POINTS and all(isinstance(v, int) for p in points for v in p)
-
-
-@given(TEXT)
-def test_edits_parse_or_say_why_in_one_line(text):
-    try:
-        edits = parse_edits(text)
-    except ValueError as exc:
-        assert one_line(exc)
-        return
-    assert len(edits) <= MAX_POINTS and all(mode in ("keep", "drop") for mode, _, _ in edits)
-
-
-@given(TEXT | st.sampled_from(["white", "#102030", "#fff", "tomato", "#GGHHII", "rgb(1,2,3)"]))
-def test_colours_parse_or_say_why_in_one_line(text):
-    try:
-        rgb = parse_colour(text)
-    except ValueError as exc:
-        assert one_line(exc)
-        return
-    assert len(rgb) == 3 and all(0 <= v <= 255 for v in rgb)
+    assert valid(value)
 
 
 @pytest.mark.parametrize("parse", [cli._work_size, cli._positive_int, cli._megapixels, cli._trim_margin, cli._port])
