@@ -69,9 +69,9 @@ def bundled_slots() -> list[str]:
 
 
 def bundled_slot(name: str | None) -> str | None:
-    """The slot that ``name`` stands for: a bundled model's name, a former name of one
-    (``FORMER_NAMES``), or None for the default. None when ``name`` names no bundled model
-    (it is then a file's path)."""
+    """The slot that ``name`` stands for (a bundled model's name, a former name of one in
+    ``FORMER_NAMES``, or None for the default model), or None when it names no bundled
+    model: it is then a file's path."""
     if name is None:
         return DEFAULT_MODEL
     name = str(name)
