@@ -21,7 +21,7 @@ def test_each_input_the_fuzzer_found_now_ends_in_one_line(finding):
 
 @pytest.mark.slow
 def test_a_short_fuzzing_run_finds_nothing(tmp_path):
-    """45 seconds of atheris from the seed corpus (about 3,000 inputs here): no crash, no
+    """45 seconds of atheris from the seed corpus (a 60 s run tried 3,714 inputs here): no crash, no
     hang over 10 s, no process over 3 GB."""
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "fuzz_files.py"), "--seconds", "45",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
