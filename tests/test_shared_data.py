@@ -52,6 +52,14 @@ def test_default_recipe_loads_the_real_groups():
     assert fp.shape == (256, 256, 3) and alpha.dtype == np.uint8
 
 
+def test_every_preset_trains_on_groups_the_data_has():
+    counts = _manifest_counts()
+    for preset in ("default", "lite", "paper"):
+        for group in load_config(preset).data.groups:
+            assert counts[group] > 0, (preset, group)
+    assert "train/cartoon" in load_config("lite").data.groups and counts["train/cartoon"] == 303
+
+
 def test_model_card_lists_every_source_and_licence_of_the_data():
     """The card's table of sources and licences is the one the manifest gives today."""
     root = Path(__file__).resolve().parents[1]
