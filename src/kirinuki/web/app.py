@@ -338,10 +338,9 @@ def return_memory() -> None:
     stay that large; with two arenas and a trim after each request it comes back down. A
     no-op where the C library is not glibc."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.malloc_trim(0)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _limit_arenas() -> None:
