@@ -82,7 +82,10 @@ def test_presets_are_the_documented_recipes():
     # the same synthesis plus tiled patterns and one character per picture: otherwise only the
     # network and the loss differ
     assert lite.data.p_pattern > 0 and lite.data.p_two == 0 < default.data.p_two
-    assert dataclasses.replace(lite.data, p_pattern=default.data.p_pattern, p_two=default.data.p_two) == default.data
+    # ... and the cartoon characters as a group of their own at painted's weight (docs/ablation.md)
+    assert lite.data.groups == {**default.data.groups, "train/cartoon": 1.5}
+    assert dataclasses.replace(lite.data, p_pattern=default.data.p_pattern, p_two=default.data.p_two,
+                               groups=default.data.groups) == default.data
     with pytest.raises(ValueError, match="unknown key"):
         load_config("default", overrides=[parse_override("optim.nope=1")])
 
