@@ -469,7 +469,8 @@ def test_the_api_fuzzed_from_its_own_description_never_errs_and_matches_it(serve
     st = Path(sys.executable).with_name("st")
     r = subprocess.run([str(st), "run", f"{server.url}/openapi.json", "--checks", API_CHECKS, "-n", "60",
                         "--seed", "11", "--request-timeout", "60", "--report", "junit",
-                        "--report-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+                        "--report-dir", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                       cwd=tmp_path)  # its cache folder goes there, not into the project
     assert r.returncode == 0, r.stdout[-4000:]
     assert re.search(r"\d+ generated, \d+ passed", r.stdout), r.stdout[-2000:]
 
