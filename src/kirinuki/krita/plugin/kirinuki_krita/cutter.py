@@ -155,7 +155,7 @@ def fix_selection(doc, mode: str, node=None, *, command: Sequence[str] | None = 
 
 def undo_cut(doc, layer=None) -> bool:
     """Take a cut back whole: remove the cut layer and show its source again. False when
-    ``layer`` (default: the active one) is not a cut layer of this session."""
+    ``layer`` (default: the active one) is not a cut layer made since Krita started."""
     layer = layer or doc.activeNode()
     entry = _CUTS.pop(layer.uniqueId().toString(), None) if layer is not None else None
     if entry is None:

@@ -50,7 +50,7 @@ class KirinukiExtension(Extension):
     def undo(self) -> None:
         doc = Krita.instance().activeDocument()
         if doc is None or not cutter.undo_cut(doc):
-            self._say("the active layer is not a cut made in this session: delete it and show its source instead")
+            self._say("the active layer is not a cut made since Krita started: delete it and show its source instead")
 
     def settings(self) -> None:
         path, _ = QFileDialog.getOpenFileName(None, "The kirinuki command (kirinuki, or kirinuki.exe)")
