@@ -77,11 +77,8 @@ def read_animation(source: "str | os.PathLike | bytes", max_frames: int = DEFAUL
         try:
             n = getattr(im, "n_frames", 1)
             animated = getattr(im, "is_animated", False)
-        except Image.DecompressionBombError:  # a later frame declares a size far over the limit
-            raise InputError(f"a frame over the limit of {max_pixels / MEGAPIXEL:g} MP (--max-pixels)",
-                             InputKind.TOO_LARGE) from None
-        except DECODE_ERRORS as exc:  # counting the frames reads every frame's header
-            raise InputError(f"truncated or corrupt animation ({exc.__class__.__name__})", InputKind.CORRUPT) from None
+        except (Image.DecompressionBombError, *DECODE_ERRORS) as exc:  # counting reads every frame's header
+            raise _unreadable(exc, max_pixels, exc.__class__.__name__) from None
         if not animated or n < 2:
             return None
         w, h = im.size
@@ -96,13 +93,24 @@ def read_animation(source: "str | os.PathLike | bytes", max_frames: int = DEFAUL
                 frame.load()
                 durations.append(int(round(float(frame.info.get("duration", 100) or 100))))
                 frames.append(image_to_rgba_or_rgb(frame.copy()))
-        except Image.DecompressionBombError:
-            raise InputError(f"a frame over the limit of {max_pixels / MEGAPIXEL:g} MP (--max-pixels)",
-                             InputKind.TOO_LARGE) from None
-        except DECODE_ERRORS as exc:
-            raise InputError(f"truncated or corrupt animation ({exc})", InputKind.CORRUPT) from None
+        except (Image.DecompressionBombError, *DECODE_ERRORS) as exc:
+            raise _unreadable(exc, max_pixels, str(exc)) from None
         loop = int(im.info.get("loop", 0) or 0)
     return Animation(frames, durations, loop)
+
+
+def _unreadable(exc: Exception, max_pixels: int, detail: str) -> InputError:
+    """The one-line reason an animation's frames cannot be read: a frame declaring a size far
+    over the limit (Pillow's own guard), or a cut-short or damaged file."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return InputError(f"a frame over the limit of {max_pixels / MEGAPIXEL:g} MP (--max-pixels)",
+                          InputKind.TOO_LARGE)
+    return InputError(f"truncated or corrupt animation ({detail})", InputKind.CORRUPT)
+
+
+def _changed(rgb: np.ndarray, previous_rgb: np.ndarray, tolerance: int) -> np.ndarray:
+    """HxW bool: the pixels whose colour moved by more than ``tolerance`` levels in a channel."""
+    return np.abs(rgb.astype(np.int16) - previous_rgb.astype(np.int16)).max(axis=2) > tolerance
 
 
 def steady_alpha(previous_rgb: np.ndarray | None, previous_alpha: np.ndarray | None, rgb: np.ndarray,
@@ -114,7 +122,7 @@ def steady_alpha(previous_rgb: np.ndarray | None, previous_alpha: np.ndarray | N
     frame, so a moving part never leaves its alpha behind on the page it uncovers."""
     if previous_rgb is None or previous_alpha is None or previous_rgb.shape != rgb.shape:
         return alpha
-    changed = np.abs(rgb.astype(np.int16) - previous_rgb.astype(np.int16)).max(axis=2) > tolerance
+    changed = _changed(rgb, previous_rgb, tolerance)
     still = ~binary_dilate(changed, NEAR_MOTION) & (np.abs(alpha - previous_alpha) < STEADY_DELTA)
     return np.where(still, previous_alpha, alpha).astype(np.float32)
 
@@ -134,7 +142,7 @@ def flicker(rgbs: list[np.ndarray], alphas: list[np.ndarray], tolerance: int = U
     not change, nor that of any pixel within ``margin`` (0 when no pixel stays the same)."""
     total, count = 0.0, 0
     for (r0, a0), (r1, a1) in zip(zip(rgbs, alphas), zip(rgbs[1:], alphas[1:])):
-        changed = np.abs(r1.astype(np.int16) - r0.astype(np.int16)).max(axis=2) > tolerance
+        changed = _changed(r1, r0, tolerance)
         same = ~binary_dilate(changed, margin) if margin else ~changed
         total += float(np.abs(a1 - a0)[same].sum())
         count += int(same.sum())

@@ -144,6 +144,13 @@ def _finish(fg: np.ndarray, alpha8: np.ndarray, opts: CutoutOptions,
     return Image.fromarray(np.dstack([fg, alpha8]), "RGBA")
 
 
+def _note(kept: bool, opts: CutoutOptions, box: tuple[int, int, int, int] | None) -> str | None:
+    """What to tell about a cutout: nothing to trim to, or an alpha kept as it came."""
+    if opts.trim is not None and box is None:
+        return EMPTY_TRIM_NOTE
+    return KEPT_NOTE if kept else None
+
+
 def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Image.Image, str | None]:
     """Cut out one picture (RGB or RGBA). Returns (output image, note or None).
 
@@ -151,10 +158,7 @@ def render(matter: Matter, image: Image.Image, opts: CutoutOptions) -> tuple[Ima
     """
     _, fg, alpha8, kept = _cut(matter, image, opts)
     box = _trim_box(alpha8, opts.trim) if opts.trim is not None else None
-    note = KEPT_NOTE if kept else None
-    if opts.trim is not None and box is None:
-        note = EMPTY_TRIM_NOTE
-    return _finish(fg, alpha8, opts, box), note
+    return _finish(fg, alpha8, opts, box), _note(kept, opts, box)
 
 
 def render_animation(matter: Matter, animation: Animation, opts: CutoutOptions,
@@ -173,12 +177,8 @@ def render_animation(matter: Matter, animation: Animation, opts: CutoutOptions,
         cuts.append((fg, alpha8))
         if on_frame:
             on_frame(k, total)
-    box, note = None, KEPT_NOTE if kept_any else None
-    if opts.trim is not None:
-        union = np.maximum.reduce([a for _, a in cuts])
-        box = _trim_box(union, opts.trim)
-        note = EMPTY_TRIM_NOTE if box is None else note
-    return [_finish(fg, a, opts, box) for fg, a in cuts], note
+    box = _trim_box(np.maximum.reduce([a for _, a in cuts]), opts.trim) if opts.trim is not None else None
+    return [_finish(fg, a, opts, box) for fg, a in cuts], _note(kept_any, opts, box)
 
 
 def video_frame_renderer(matter: Matter, opts: CutoutOptions):
