@@ -208,6 +208,10 @@ def test_a_bundled_model_is_named_by_its_slot_and_its_former_name(onnx_matter, t
                             "--model", "quality", "-q"], capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     # A file of that name in the working folder is a file, not the former name.
-    gone = subprocess.run([sys.executable, "-m", "kirinuki", "cutout", str(sample), "-o", str(tmp_path / "g"),
-                           "--model", "quality2"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert gone.returncode != 0 and "quality2" in gone.stderr
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "quality").write_text("not a model")
+    as_file = subprocess.run([sys.executable, "-m", "kirinuki", "cutout", str(sample), "-o", str(tmp_path / "g"),
+                              "--model", "quality"], capture_output=True, text=True, timeout=300, cwd=here)
+    assert as_file.returncode == 2 and "quality: not a model file" in as_file.stderr, as_file.stderr
+    assert "now the default" not in as_file.stderr
