@@ -121,3 +121,22 @@ def refusals(*_):
         doc.rootNode().addChildNode(layer, None)
         attempt(name, doc)
     return cases
+
+
+@_guarded("transparent")
+def transparent(*_):
+    """A layer already half transparent (alpha 128 over its left half) cut out: the cut keeps
+    that transparency."""
+    from PyQt5.QtCore import QByteArray
+
+    doc = _open(os.environ["KIRINUKI_KRITA_PICTURES"].split(";")[0])
+    layer = doc.rootNode().childNodes()[0]
+    w, h = doc.width(), doc.height()
+    data = bytearray(bytes(layer.pixelData(0, 0, w, h)))
+    for y in range(h):
+        row = 4 * w * y
+        data[row + 3:row + 4 * (w // 2):4] = bytes([128]) * (w // 2)
+    layer.setPixelData(QByteArray(bytes(data)), 0, 0, w, h)
+    cut_layer = cutter.cut(doc, layer)
+    _save_layer(doc, cut_layer, OUT / "half-transparent.png")
+    return {"half": w // 2}

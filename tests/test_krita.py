@@ -173,3 +173,18 @@ def test_missing_kirinuki_cmyk_and_16_bit_documents_get_a_message_and_stay_uncha
     assert "CMYK 8-bit" in report["cmyk"]["message"] and "RGB 16-bit" in report["16-bit"]["message"]
     for case in report.values():
         assert case["unchanged"] and "\n" not in case["message"]
+
+
+@pytest.mark.krita
+def test_a_layer_already_transparent_keeps_its_transparency(tmp_path):
+    """The left half of the white sample's layer at alpha 128: the cut's alpha there is at
+    most half (the prediction times the layer's own), on the right the figure stays opaque."""
+    require_krita()
+    white = next(p for p in sample_paths() if "white" in p.stem)
+    report = scenario("transparent", tmp_path, [white])
+    alpha = alpha_of(tmp_path / "half-transparent.png")
+    truth = np.asarray(Image.open(true_alpha_path(white)).convert("L")) > 250
+    half = report["half"]
+    left, right = alpha[:, :half][truth[:, :half]], alpha[:, half:][truth[:, half:]]
+    assert left.size and left.max() <= 130 and np.median(left) >= 120  # the figure, at the layer's own half
+    assert np.median(right) == 255
