@@ -27,7 +27,6 @@ from urllib.parse import quote
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -207,10 +206,6 @@ def create_app(matter: Matter, settings: ServeSettings = ServeSettings()) -> Fas
         """The framework's own answers (404, 405) in the documented error shape."""
         return JSONResponse({"error": str(exc.detail), "status": exc.status_code}, exc.status_code,
                             headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": "invalid request", "status": 422}, 422)
 
     from swagger_ui_bundle import swagger_ui_path  # the web extra's: the docs page's own files
 

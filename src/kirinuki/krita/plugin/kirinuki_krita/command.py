@@ -56,8 +56,14 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     return tuple(int(v) for v in found.groups()) if found else None  # type: ignore[return-value]
 
 
+_CHECKED: dict[tuple[str, ...], tuple[int, int, int]] = {}
+
+
 def check_version(command: Sequence[str]) -> tuple[int, int, int]:
-    """kirinuki's version, or a CutError when the command does not run or is too old."""
+    """kirinuki's version, or a CutError when the command does not run or is too old. A
+    command found good is not asked again while Krita runs (each ask starts a Python)."""
+    if tuple(command) in _CHECKED:
+        return _CHECKED[tuple(command)]
     try:
         done = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -69,6 +75,7 @@ def check_version(command: Sequence[str]) -> tuple[int, int, int]:
     if version < MIN_VERSION:
         raise CutError(f"kirinuki {'.'.join(map(str, version))} is too old for this plug-in: "
                        f"{'.'.join(map(str, MIN_VERSION))} or later is needed (pip install -U kirinuki)")
+    _CHECKED[tuple(command)] = version
     return version
 
 
