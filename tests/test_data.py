@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import synthetic_background
 from kirinuki.errors import DataError
 from kirinuki.backgrounds import PAPER_MIX, flat_colour, paper_colour
 from kirinuki.config import DataConfig, load_config
@@ -257,3 +258,125 @@ def test_up_to_four_characters(library):
                                                  zoom=(0.3, 0.5), p_cutoff=0.0))
         return float(np.mean([maker.make(np.random.default_rng([5, i]), 64)[1].mean() for i in range(30)]))
     assert coverage(4) > 1.3 * coverage(2)
+
+
+# -- synthesis aimed at the scene failures ---------------------------------------------------
+
+def _figure_on(size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A placed figure (fp SxSx3, alpha SxS, float): yellow hair on top, a pale shirt, dark
+    navy trousers below."""
+    alpha = np.zeros((size, size), np.float32)
+    colour = np.zeros((size, size, 3), np.float32)
+    alpha[20:90, 36:60] = 1.0
+    colour[20:40, 36:60] = (0.95, 0.85, 0.2)
+    colour[40:60, 36:60] = (0.9, 0.9, 0.95)
+    colour[60:90, 36:60] = (0.1, 0.1, 0.25)
+    return colour * alpha[..., None], alpha
+
+
+def _shirt_cutout() -> np.ndarray:
+    """A premultiplied cutout: a skin-coloured head over a light-blue shirt crossed by an ink
+    line and outlined in ink, the shirt 60 x 50 pixels."""
+    rgba = np.zeros((120, 80, 4), np.uint8)
+    rgba[5:35, 25:55] = (240, 200, 180, 255)
+    rgba[40:110, 10:70] = (20, 20, 20, 255)           # the outline ...
+    rgba[43:107, 13:67] = (150, 190, 240, 255)        # ... round the shirt
+    rgba[74:76, 13:67] = (20, 20, 20, 255)            # and a seam across it
+    return rgba  # opaque everywhere it is drawn: premultiplied equals straight
+
+
+def test_clothing_texture_fills_regions_inside_the_outline_and_keeps_the_line_art():
+    from kirinuki.styles import texture_regions
+
+    cut = _shirt_cutout()
+    source = np.asarray(synthetic_background(np.random.default_rng(1)))
+    ink = (cut[..., 3] == 255) & (cut[..., 0] == 20)
+    shirt = (cut[..., 3] == 255) & (cut[..., 2] == 240)
+    filled = 0
+    for i in range(8):
+        out = texture_regions(cut, source, np.random.default_rng([3, i]))
+        np.testing.assert_array_equal(out[..., 3], cut[..., 3])
+        changed = np.any(out != cut, axis=2)
+        assert not changed[cut[..., 3] == 0].any()        # nothing outside the figure
+        np.testing.assert_array_equal(out[ink], cut[ink])  # the line art stays
+        assert not changed[:40].any()                      # the head is not clothing
+        filled += changed[shirt].mean() > 0.3
+        if changed.any():
+            assert len(np.unique(out[changed], axis=0)) > 8  # a texture, not a flat fill
+    assert filled >= 6
+    again = lambda: texture_regions(cut, source, np.random.default_rng([3, 0]))
+    np.testing.assert_array_equal(again(), again())
+
+
+def test_own_colour_scenery_sits_behind_the_figure_in_its_colours():
+    from kirinuki.scenery import own_colour_scenery
+
+    fp, alpha = _figure_on()
+    figure = alpha > 0
+    beside = _grown(figure, 2) & ~figure
+    grey = np.full((96, 96, 3), 128, np.uint8)
+    own = [(242, 217, 51), (230, 230, 242), (26, 26, 64)]
+    for i in range(10):
+        out = own_colour_scenery(grey, fp, alpha, np.random.default_rng([4, i]))
+        shown = (np.abs(out.astype(int) - grey).max(axis=2) > 40) & ~figure
+        assert shown.mean() > 0.01
+        assert (shown & beside).any()  # it reaches the outline
+        colour = np.median(out[shown], axis=0)
+        assert min(np.abs(colour - np.array(c)).max() for c in own) < 25
+
+
+def _grown(mask: np.ndarray, radius: int) -> np.ndarray:
+    from PIL import ImageFilter
+
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * radius + 1))) > 0
+
+
+def test_props_touch_the_outline_of_the_head_or_shoulders():
+    from kirinuki.scenery import prop_against_outline
+
+    _, alpha = _figure_on()
+    grey = np.full((96, 96, 3), 128, np.uint8)
+    figure = alpha > 0.5
+    grown = _grown(figure, 4)
+    for i in range(12):
+        out = prop_against_outline(grey, alpha, None, np.random.default_rng([5, i]))
+        prop = np.any(out != grey, axis=2) & ~figure
+        assert prop.mean() > 0.002
+        touching = prop & grown
+        assert touching.any()  # within 4 pixels of the outline ...
+        assert np.nonzero(touching)[0].min() < 20 + 0.4 * 70  # ... at the head or the shoulders
+
+
+@pytest.mark.parametrize("switch", ["p_own_colour_scenery", "p_props"])
+def test_scenery_and_props_change_scene_backgrounds_only(library, switch):
+    base = rich_config(p_empty=0.0, p_two=0.0, bg_white=0, bg_light=0, bg_dark=0, bg_black=0, bg_flat=0,
+                       bg_scene=1.0, bg_hard=0, p_cutoff=0.0, zoom=(0.6, 0.9))
+    plain, added = SampleMaker(library, base), SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0}))
+    changed = 0
+    for i in range(6):
+        fp0, a0, bg0 = plain.make(np.random.default_rng([2, i]), 96)
+        fp1, a1, bg1 = added.make(np.random.default_rng([2, i]), 96)
+        np.testing.assert_array_equal(a0, a1)
+        np.testing.assert_array_equal(fp0, fp1)
+        changed += np.mean(np.any(bg0 != bg1, axis=2)) > 0.002
+    assert changed >= 4
+    white = SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0, "bg_scene": 0.0, "bg_white": 1.0}))
+    for i in range(3):
+        assert (white.make(np.random.default_rng([2, i]), 96)[2] == 255).all()  # plain pages stay plain
+
+
+def test_the_sample_maker_textures_the_clothes_it_draws(library):
+    shirts = CutoutLibrary(groups=["g"], weights=np.array([1.0]), cutouts=[[_shirt_cutout()]],
+                           backgrounds=library.backgrounds, pairs=[])
+    maker = SampleMaker(shirts, rich_config(p_clothing_texture=1.0, p_lineart=0.0, p_flatcolour=0.0))
+    textured = 0
+    for i in range(8):
+        cut = maker._pick_cutout(np.random.default_rng([7, i]))
+        np.testing.assert_array_equal(cut[..., 3], _shirt_cutout()[..., 3])
+        textured += np.any(cut != _shirt_cutout())
+    assert textured >= 6
+
+
+def test_scene_switches_need_the_placement_on_the_cpu(library):
+    with pytest.raises(DataError, match="p_props.*placement"):
+        SampleMaker(library, rich_config(p_props=0.5, placement="device"))

@@ -46,7 +46,14 @@ the polka dots and stripes of illustrations' backdrops and games' menu screens),
 character painted into the background art, a close-up the frame cuts or (``backdrop_cutoff``)
 one placed as the composited characters are, with a light sticker outline half of the time
 (``p_backdrop``: the drawn characters of games' title and menu screens are background to the
-character cut out in front of them).
+character cut out in front of them). Three more are aimed at what the scene rows still get
+wrong, and need ``placement = "cpu"``: 1-3 closed regions of the cutout filled with a texture
+taken from a background or a tiled pattern, its shading and line art kept
+(``p_clothing_texture``: a floral shirt is still the character), and on scene backgrounds a
+piece of scenery in the character's own colour right behind its lower body or hair
+(``p_own_colour_scenery``: dark trousers before dark furniture) and a prop whose edge meets the
+outline of the head or shoulders (``p_props``: a lamp, a pole or a board touching the head is
+background); see :mod:`kirinuki.styles` and :mod:`kirinuki.scenery`.
 """
 
 from __future__ import annotations
@@ -66,12 +73,16 @@ from .degradations import jitter_colours
 from .errors import DataError
 from .imaging import composite, composite_premultiplied
 from .placement import atlas_styles
-from .styles import cast_shadow, draw_jitter, draw_over, draw_shadow, paint_pattern, redraw_cutout
+from .scenery import own_colour_scenery, prop_against_outline
+from .styles import cast_shadow, draw_jitter, draw_over, draw_shadow, paint_pattern, redraw_cutout, texture_regions
 
 __all__ = ["SampleMaker", "CompositeDataset", "StepBatchSampler", "BG_CLASSES", "Placement", "draw_placement",
            "place_cutout", "mixed_seed"]
 
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
+#: Switches that paint around or into each placed cutout, which the batched placement on the
+#: device does not do.
+CPU_ONLY_SWITCHES = ("p_clothing_texture", "p_own_colour_scenery", "p_props")
 
 
 def mixed_seed(*values: int) -> int:
@@ -159,6 +170,10 @@ class SampleMaker:
             raise ValueError(f"data.placement {cfg.placement!r}: expected 'cpu' or 'device'")
         if cfg.placement == "device" and library.pairs:
             raise DataError("real pairs (data.pairs) are pictures, not cutouts: they need data.placement = 'cpu'")
+        if cfg.placement == "device":
+            for name in CPU_ONLY_SWITCHES:
+                if getattr(cfg, name):
+                    raise DataError(f"data.{name} paints each sample on its own: it needs data.placement = 'cpu'")
         self.bg_weights = w / w.sum()
 
     # -- the character layer -------------------------------------------------------------
@@ -176,7 +191,14 @@ class SampleMaker:
     def _pick_cutout(self, rng: np.random.Generator) -> np.ndarray:
         g, i, style = self._pick(rng)
         cut = self.lib.cutouts[g][i]
-        return cut if style == "original" else redraw_cutout(cut, style, rng)
+        cut = cut if style == "original" else redraw_cutout(cut, style, rng)
+        if self.cfg.p_clothing_texture and rng.random() < self.cfg.p_clothing_texture:
+            cut = texture_regions(cut, self._other_picture(rng), rng)
+        return cut
+
+    def _other_picture(self, rng: np.random.Generator) -> np.ndarray | None:
+        """A background picture to take a texture or a prop from (None without any)."""
+        return self.lib.backgrounds[rng.integers(len(self.lib.backgrounds))] if self.lib.backgrounds else None
 
     def _place(self, rng: np.random.Generator, cut: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         h, w = cut.shape[:2]
@@ -271,7 +293,11 @@ class SampleMaker:
         if self.lib.pairs and rng.random() < self.cfg.pairs_weight:
             return self._pair(rng, size)
         fp, alpha = self._layer(rng, size)
-        bg = self._paint_over(rng, self._background(rng, self.background_kind(rng), fp, alpha, size))
+        kind = self.background_kind(rng)
+        bg = self._background(rng, kind, fp, alpha, size)
+        if kind == "scene":
+            bg = self._scenery(rng, bg, fp, alpha)
+        bg = self._paint_over(rng, bg)
         if self.cfg.p_shadow and rng.random() < self.cfg.p_shadow:
             bg = cast_shadow(bg, alpha, draw_shadow(rng, size))
         return (np.rint(fp * 255).astype(np.uint8), np.rint(alpha * 255).astype(np.uint8), bg)
@@ -313,6 +339,15 @@ class SampleMaker:
         if cfg.p_shadow and rng.random() < cfg.p_shadow:
             effects[:5] = (1.0, *draw_shadow(rng, size))
         return layers, effects, np.require(bg, requirements=["C", "W"])
+
+    def _scenery(self, rng: np.random.Generator, bg: np.ndarray, fp: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """A scene's pieces against the placed character, each with its probability: scenery
+        in the character's own colour behind it, then a prop touching its outline."""
+        if self.cfg.p_own_colour_scenery and rng.random() < self.cfg.p_own_colour_scenery:
+            bg = own_colour_scenery(bg, fp, alpha, rng)
+        if self.cfg.p_props and rng.random() < self.cfg.p_props:
+            bg = prop_against_outline(bg, alpha, self._other_picture(rng), rng)
+        return bg
 
     def _paint_over(self, rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
         """The background art's additions, each with its probability: a tiled pattern, a

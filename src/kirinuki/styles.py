@@ -1,6 +1,7 @@
 """What the sample maker paints, per sample on the CPU (numpy + Pillow): a cutout redrawn as
-line art or in a few flat colours, a drop shadow on the background, tiled patterns and drawn
-shapes and text over the background, and the draw of a scene's colour jitter."""
+line art or in a few flat colours or with its clothes in a texture, a drop shadow on the
+background, tiled patterns and drawn shapes and text over the background, and the draw of a
+scene's colour jitter."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .degradations import cast_shadows
 
-__all__ = ["redraw_cutout", "draw_shadow", "cast_shadow", "paint_pattern", "draw_over", "draw_jitter"]
+__all__ = ["redraw_cutout", "texture_regions", "draw_shadow", "cast_shadow", "paint_pattern", "draw_over",
+           "draw_jitter"]
 
 
 def draw_jitter(rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -48,6 +50,114 @@ def redraw_cutout(cut: np.ndarray, style: str, rng: np.random.Generator) -> np.n
         raise ValueError(f"unknown style {style!r}")
     fp = np.rint(out * alpha / 255.0).astype(np.uint8)
     return np.concatenate([fp, cut[..., 3:4]], axis=2)
+
+
+#: The region map of :func:`texture_regions` is made at most this many pixels a side.
+_REGION_SIDE = 256
+
+
+def _straight(cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A premultiplied cutout ``HxWx4 uint8`` as (straight colour HxWx3, alpha HxW), float32
+    in [0, 1]; colour 0 where alpha is 0."""
+    alpha = cut[..., 3].astype(np.float32) / 255.0
+    rgb = cut[..., :3].astype(np.float32) / 255.0
+    return np.clip(np.where(alpha[..., None] > 0, rgb / np.maximum(alpha[..., None], 1e-6), 0.0), 0, 1), alpha
+
+
+def _closed_regions(rgb: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """1-3 closed regions of a cutout's clothes (straight ``rgb`` and ``alpha`` at most
+    ``_REGION_SIDE`` a side): regions of the click fix's region map that lie inside the opaque
+    figure (80 % of their pixels or more: a figure painted without an outline has regions
+    that reach its soft edge) with their centre below its top quarter (the head), drawn by
+    size, each
+    grown over its shading as a click would grow it, covering 1-50 % of the figure and not
+    thin as line art is (HxW bool masks; none when the figure has no such region)."""
+    from .regions import region_map, select_region
+
+    inside = alpha > 0.98
+    area = int(inside.sum())
+    if area < 64:
+        return []
+    rows = np.nonzero(inside)[0]
+    below_head = rows.min() + 0.25 * (rows.max() - rows.min())
+    labels, grad = region_map(rgb)
+    n = int(labels.max()) + 1
+    flat = labels.ravel()
+    count = np.bincount(flat, minlength=n)
+    held = np.bincount(flat, inside.ravel().astype(np.float64), minlength=n)
+    centre = np.bincount(flat, np.repeat(np.arange(labels.shape[0], dtype=np.float64), labels.shape[1]),
+                         minlength=n) / np.maximum(count, 1)
+    candidates = np.flatnonzero((held >= 0.8 * count) & (count >= 0.01 * area) & (centre > below_head))
+    if candidates.size == 0:
+        return []
+    take = min(int(rng.integers(1, 4)), candidates.size)
+    regions = []
+    for label in rng.choice(candidates, take, replace=False, p=count[candidates] / count[candidates].sum()):
+        ys, xs = np.nonzero(labels == label)
+        region = select_region(labels, grad, rgb, int(xs[0]), int(ys[0])) & inside
+        # Line art is a thin region: little of it is left two pixels in from its border.
+        core = np.asarray(Image.fromarray(region.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(5))) > 0
+        if region.sum() <= 0.5 * area and core.sum() >= 0.3 * region.sum():
+            regions.append(region)
+    return regions
+
+
+def _texture(source: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An ``h`` x ``w`` texture, float32 RGB in [0, 1]: a crop of ``source`` (a background
+    picture, ``HxWx3 uint8``) of 15-50 % of its shorter side, resized, or a tiled pattern of
+    two colours (:func:`paint_pattern`), half of the time each."""
+    if rng.random() < 0.5:
+        sh, sw = source.shape[:2]
+        side = max(8, round(min(sh, sw) * rng.uniform(0.15, 0.5)))
+        y, x = int(rng.integers(0, sh - side + 1)), int(rng.integers(0, sw - side + 1))
+        im = Image.fromarray(source[y:y + side, x:x + side]).resize((w, h), Image.Resampling.BILINEAR)
+        return np.asarray(im, np.float32) / 255.0
+    side = max(h, w)
+    ground = np.broadcast_to(rng.integers(0, 256, 3).astype(np.uint8), (side, side, 3))
+    return paint_pattern(np.ascontiguousarray(ground), rng)[:h, :w].astype(np.float32) / 255.0
+
+
+def texture_regions(cut: np.ndarray, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The premultiplied cutout ``HxWx4 uint8`` with 1-3 of its closed regions (a shirt, a
+    skirt: regions of the click fix's region map inside the outline, grown over their
+    shading) filled with a texture (:func:`_texture`, from the background picture ``source``
+    or a tiled pattern), so that the inside of an outline is character whatever its pattern.
+    The region's shading is kept (the texture scaled by each pixel's lightness over the
+    region's median) and so is its line art (pixels darker than half the median stay as they
+    are); the alpha is unchanged. A cutout without such a region comes back as it is."""
+    rgb, alpha = _straight(cut)
+    h, w = alpha.shape
+    scale = min(1.0, _REGION_SIDE / max(h, w))
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = np.asarray(Image.fromarray(cut, "RGBa").resize((sw, sh), Image.Resampling.BILINEAR))
+    regions = _closed_regions(*_straight(small), rng)
+    if not regions:
+        return cut
+    out = cut.copy()
+    light = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    for small_region in regions:
+        # Up to full size, then snapped to the region's colours: a few pixels round the
+        # upscaled mask whose colour is near the region's own.
+        up = Image.fromarray(small_region.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BILINEAR)
+        reach = 2 * math.ceil(1 / scale) + 1
+        region = np.asarray(up) >= 128
+        near = np.asarray(up.filter(ImageFilter.MaxFilter(reach))) >= 128
+        colour = np.median(rgb[region], axis=0) if region.any() else None
+        if colour is None:
+            continue
+        region = near & (alpha > 0.98) & (np.abs(rgb - colour).max(axis=2) < 0.25)
+        median = max(float(np.median(light[region])), 1e-3)
+        lines = light < 0.5 * median
+        ys, xs = np.nonzero(region)
+        y0, x0 = ys.min(), xs.min()
+        texture = _texture(source, ys.max() - y0 + 1, xs.max() - x0 + 1, rng)
+        shade = np.clip(light[ys, xs] / median, 0.4, 1.4)[:, None]
+        painted = np.clip(texture[ys - y0, xs - x0] * shade, 0, 1)
+        paint = ~lines[ys, xs]
+        ys, xs, painted = ys[paint], xs[paint], painted[paint]
+        a = cut[ys, xs, 3:4].astype(np.float32)
+        out[ys, xs, :3] = np.minimum(np.rint(painted * a), a).astype(np.uint8)
+    return out
 
 
 def draw_shadow(rng: np.random.Generator, size: int) -> tuple[int, int, float, float]:
