@@ -41,6 +41,10 @@ def _model_flags() -> argparse.ArgumentParser:
                         "around it are re-solved from the picture's colours by closed-form matting)")
     g.add_argument("--precise-edges", action="store_true",
                    help="also re-solve the outline at the picture's full size (slower on large pictures)")
+    g.add_argument("--settle", action="store_true",
+                   help="away from the outline, make alpha within 0.03 of 0 or 1 exactly 0 or 1: no faint haze "
+                        "over a scene, no slightly see-through figure (off by default: it costs up to 0.04 dB "
+                        "of PSNR on the validation set)")
     return p
 
 
@@ -53,7 +57,7 @@ def _matter(args: argparse.Namespace, device: str | None = None, threads: int | 
     return Matter(args.model, device=device or args.device, threads=threads or args.threads,
                   work_size=args.work_size, tta=args.tta, regions=args.regions,
                   flat_background=args.flat_background, edge_matting=args.edge_matting,
-                  precise_edges=args.precise_edges)
+                  precise_edges=args.precise_edges, settle=args.settle)
 
 
 def _error(message: str) -> None:

@@ -40,6 +40,8 @@ __all__ = ["CONDITIONS", "Case", "make_cases", "score_cases", "summarise", "mark
            "contact_sheet", "run_evaluation"]
 
 CONDITIONS = ("paper", "jpeg", "scene")
+#: The predictor's switches a report records.
+SWITCHES = ("tta", "regions", "flat_background", "edge_matting", "precise_edges", "settle")
 JPEG_QUALITY = 85
 
 
@@ -179,11 +181,7 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
     rows = summarise(records)
     report = {"model": {"name": matter.info.name, "arch": matter.info.arch,
                         "work_size": matter.info.work_size, "source": matter.info.source,
-                        "tta": bool(getattr(matter, "tta", False)),
-                        "regions": bool(getattr(matter, "regions", False)),
-                        "flat_background": bool(getattr(matter, "flat_background", False)),
-                        "edge_matting": bool(getattr(matter, "edge_matting", False)),
-                        "precise_edges": bool(getattr(matter, "precise_edges", False))},
+                        **{k: bool(getattr(matter, k, False)) for k in SWITCHES}},
               "protocol": {"cutouts": str(cutouts), "backgrounds": str(backgrounds), "sizes": [str(s) for s in sizes],
                            "conditions": list(conditions), "seed": seed, "limit": limit,
                            "jpeg_quality": JPEG_QUALITY},
@@ -191,8 +189,7 @@ def run_evaluation(matter: Matter, cutouts: str | Path, backgrounds: str | Path 
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        switches = ("tta", "regions", "flat_background", "edge_matting", "precise_edges")
-        options = ", ".join(f"{k} {'on' if report['model'][k] else 'off'}" for k in switches)
+        options = ", ".join(f"{k} {'on' if report['model'][k] else 'off'}" for k in SWITCHES)
         (out / "report.md").write_text(
             f"Model: {matter.info.describe()}; {options}\n\n" + markdown_table(rows), encoding="utf-8")
         (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")

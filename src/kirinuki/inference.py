@@ -35,6 +35,7 @@ from .guided import guided_upsample
 from .imaging import as_rgb_array, longest_side, to_float
 from .regions import MAX_POINTS, Edit, apply_edits, hold_edits, kept_regions, ordered_edits, region_consensus
 from .runtimes import module_runner, onnx_runner
+from .settling import settle
 
 __all__ = ["Matter", "ModelInfo", "prepare_input", "to_network_input", "restore_size", "check_points"]
 
@@ -110,7 +111,7 @@ class Matter:
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  threads: int | None = None, work_size: int | str | None = None,
                  tta: bool = False, regions: bool = False, flat_background: bool = True,
-                 edge_matting: bool = True, precise_edges: bool = False) -> None:
+                 edge_matting: bool = True, precise_edges: bool = False, settle: bool = False) -> None:
         slot = bundled_slot(model)
         if slot is not None:
             path = bundled_file(f"{slot}.onnx")
@@ -149,6 +150,7 @@ class Matter:
         self.flat_background = flat_background
         self.edge_matting = edge_matting
         self.precise_edges = precise_edges
+        self.settle = settle
 
     @classmethod
     def from_module(cls, module: Any, work_size: int | None, *, device: str = "cpu",
@@ -164,6 +166,7 @@ class Matter:
         self.flat_background = False
         self.edge_matting = False
         self.precise_edges = False
+        self.settle = False
         return self
 
     def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray",
@@ -185,6 +188,8 @@ class Matter:
         alpha = self._network_alpha(guide)
         if self.tta:
             alpha = 0.5 * (alpha + self._network_alpha(guide[:, ::-1])[:, ::-1])
+        if self.settle:
+            alpha = settle(alpha)
         if self.regions:
             alpha = region_consensus(alpha, guide)
         if self.edge_matting:
