@@ -380,3 +380,11 @@ def test_the_sample_maker_textures_the_clothes_it_draws(library):
 def test_scene_switches_need_the_placement_on_the_cpu(library):
     with pytest.raises(DataError, match="p_props.*placement"):
         SampleMaker(library, rich_config(p_props=0.5, placement="device"))
+
+
+def test_clothing_texture_without_backgrounds_uses_patterns():
+    from kirinuki.styles import texture_regions
+
+    cut = _shirt_cutout()
+    out = [texture_regions(cut, None, np.random.default_rng([8, i])) for i in range(4)]
+    assert sum(np.any(o != cut) for o in out) >= 3

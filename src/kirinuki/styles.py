@@ -102,11 +102,12 @@ def _closed_regions(rgb: np.ndarray, alpha: np.ndarray, rng: np.random.Generator
     return regions
 
 
-def _texture(source: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+def _texture(source: np.ndarray | None, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """An ``h`` x ``w`` texture, float32 RGB in [0, 1]: a crop of ``source`` (a background
     picture, ``HxWx3 uint8``) of 15-50 % of its shorter side, resized, or a tiled pattern of
-    two colours (:func:`paint_pattern`), half of the time each."""
-    if rng.random() < 0.5:
+    two colours (:func:`paint_pattern`), half of the time each (always the pattern without a
+    ``source``)."""
+    if source is not None and rng.random() < 0.5:
         sh, sw = source.shape[:2]
         side = max(8, round(min(sh, sw) * rng.uniform(0.15, 0.5)))
         y, x = int(rng.integers(0, sh - side + 1)), int(rng.integers(0, sw - side + 1))
@@ -117,7 +118,7 @@ def _texture(source: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np
     return paint_pattern(np.ascontiguousarray(ground), rng)[:h, :w].astype(np.float32) / 255.0
 
 
-def texture_regions(cut: np.ndarray, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def texture_regions(cut: np.ndarray, source: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
     """The premultiplied cutout ``HxWx4 uint8`` with 1-3 of its closed regions (a shirt, a
     skirt: regions of the click fix's region map inside the outline, grown over their
     shading) filled with a texture (:func:`_texture`, from the background picture ``source``
@@ -142,10 +143,12 @@ def texture_regions(cut: np.ndarray, source: np.ndarray, rng: np.random.Generato
         reach = 2 * math.ceil(1 / scale) + 1
         region = np.asarray(up) >= 128
         near = np.asarray(up.filter(ImageFilter.MaxFilter(reach))) >= 128
-        colour = np.median(rgb[region], axis=0) if region.any() else None
-        if colour is None:
+        if not region.any():
             continue
+        colour = np.median(rgb[region], axis=0)
         region = near & (alpha > 0.98) & (np.abs(rgb - colour).max(axis=2) < 0.25)
+        if not region.any():
+            continue
         median = max(float(np.median(light[region])), 1e-3)
         lines = light < 0.5 * median
         ys, xs = np.nonzero(region)
