@@ -377,9 +377,35 @@ def test_the_sample_maker_textures_the_clothes_it_draws(library):
     assert textured >= 6
 
 
-def test_scene_switches_need_the_placement_on_the_cpu(library):
-    with pytest.raises(DataError, match="p_props.*placement"):
-        SampleMaker(library, rich_config(p_props=0.5, placement="device"))
+def test_clothing_texture_needs_the_placement_on_the_cpu(library):
+    with pytest.raises(DataError, match="p_clothing_texture.*placement"):
+        SampleMaker(library, rich_config(p_clothing_texture=0.5, placement="device"))
+
+
+@pytest.mark.parametrize("switch", ["p_own_colour_scenery", "p_props"])
+def test_scenery_and_props_with_the_placement_on_the_device(library, switch):
+    """With device placement the pieces are drawn against the first character, placed here
+    for them: the characters stay where they were, and the background changes right beside
+    the place the layer table gives the character."""
+    from kirinuki.data import Placement, place_cutout
+
+    base = rich_config(p_empty=0.0, p_two=0.0, bg_white=0, bg_light=0, bg_dark=0, bg_black=0, bg_flat=0,
+                       bg_scene=1.0, bg_hard=0, p_cutoff=0.0, zoom=(0.6, 0.9), placement="device")
+    plain, added = SampleMaker(library, base), SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0}))
+    cutouts = library.all_cutouts()
+    changed = 0
+    for i in range(6):
+        layers0, _, bg0 = plain.make_layers(np.random.default_rng([2, i]), 96)
+        layers1, _, bg1 = added.make_layers(np.random.default_rng([2, i]), 96)
+        np.testing.assert_array_equal(layers0, layers1)
+        painted = np.any(bg0 != bg1, axis=2)
+        if painted.mean() <= 0.002:
+            continue
+        changed += 1
+        item, scale, flip, angle, cx, cy = layers1[0]
+        _, alpha = place_cutout(cutouts[int(item) % len(cutouts)], Placement(scale, bool(flip), angle, cx, cy), 96)
+        assert (painted & _grown(alpha > 0.5, 4) & ~(alpha > 0.5)).any()  # it meets the figure's outline
+    assert changed >= 4
 
 
 def test_clothing_texture_without_backgrounds_uses_patterns():

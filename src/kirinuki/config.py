@@ -103,8 +103,8 @@ class DataConfig:
     p_pattern: float = 0.0            # a tiled pattern (dots, stripes, checks) over part of it
     p_backdrop: float = 0.0           # another character painted into it (a title screen's)
     backdrop_cutoff: float = 1.0      # chance that one is a close-up; else placed as composited ones
-    # Aimed at the scene failures (CPU placement only; see kirinuki.scenery and styles):
-    p_clothing_texture: float = 0.0   # 1-3 closed regions of the cutout filled with a texture
+    # Aimed at the scene failures (see kirinuki.styles and kirinuki.scenery):
+    p_clothing_texture: float = 0.0   # 1-3 closed regions of the cutout filled with a texture (CPU placement)
     p_own_colour_scenery: float = 0.0  # on scenes: a piece in its own colour behind lower body or hair
     p_props: float = 0.0              # on scenes: a prop (pole, lamp, board, shelf) touching head or shoulders
     # Degradations of the composite, each with its probability.

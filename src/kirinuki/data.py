@@ -47,20 +47,22 @@ character painted into the background art, a close-up the frame cuts or (``backd
 one placed as the composited characters are, with a light sticker outline half of the time
 (``p_backdrop``: the drawn characters of games' title and menu screens are background to the
 character cut out in front of them). Three more are aimed at what the scene rows still get
-wrong, and need ``placement = "cpu"``: 1-3 closed regions of the cutout filled with a texture
-taken from a background or a tiled pattern, its shading and line art kept
-(``p_clothing_texture``: a floral shirt is still the character), and on scene backgrounds a
-piece of scenery in the character's own colour right behind its lower body or hair
-(``p_own_colour_scenery``: dark trousers before dark furniture) and a prop whose edge meets the
-outline of the head or shoulders (``p_props``: a lamp, a pole or a board touching the head is
-background); see :mod:`kirinuki.styles` and :mod:`kirinuki.scenery`.
+wrong: 1-3 closed regions of the cutout filled with a texture taken from a background or a
+tiled pattern, its shading and line art kept (``p_clothing_texture``: a floral shirt is still
+the character; ``placement = "cpu"`` only), and on scene backgrounds a piece of scenery in the
+character's own colour right behind its lower body or hair (``p_own_colour_scenery``: dark
+trousers before dark furniture) and a prop whose edge meets the outline of the head or
+shoulders (``p_props``: a lamp, a pole or a board touching the head is background); see
+:mod:`kirinuki.styles` and :mod:`kirinuki.scenery`. With device placement the last two are
+drawn against the first character, placed by Pillow on the CPU for the samples that get one.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from functools import cache
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -80,9 +82,9 @@ __all__ = ["SampleMaker", "CompositeDataset", "StepBatchSampler", "BG_CLASSES", 
            "place_cutout", "mixed_seed"]
 
 BG_CLASSES = ("white", "light", "dark", "black", "flat", "scene", "hard", "grey")
-#: Switches that paint around or into each placed cutout, which the batched placement on the
-#: device does not do.
-CPU_ONLY_SWITCHES = ("p_clothing_texture", "p_own_colour_scenery", "p_props")
+#: Switches that repaint each cutout, which the atlas of the batched placement on the device
+#: does not hold.
+CPU_ONLY_SWITCHES = ("p_clothing_texture",)
 
 
 def mixed_seed(*values: int) -> int:
@@ -173,7 +175,7 @@ class SampleMaker:
         if cfg.placement == "device":
             for name in CPU_ONLY_SWITCHES:
                 if getattr(cfg, name):
-                    raise DataError(f"data.{name} paints each sample on its own: it needs data.placement = 'cpu'")
+                    raise DataError(f"data.{name} repaints each cutout drawn: it needs data.placement = 'cpu'")
         self.bg_weights = w / w.sum()
 
     # -- the character layer -------------------------------------------------------------
@@ -296,7 +298,7 @@ class SampleMaker:
         kind = self.background_kind(rng)
         bg = self._background(rng, kind, fp, alpha, size)
         if kind == "scene":
-            bg = self._scenery(rng, bg, fp, alpha)
+            bg = self._scenery(rng, bg, lambda: (fp, alpha))
         bg = self._paint_over(rng, bg)
         if self.cfg.p_shadow and rng.random() < self.cfg.p_shadow:
             bg = cast_shadow(bg, alpha, draw_shadow(rng, size))
@@ -308,13 +310,15 @@ class SampleMaker:
         slots have item -1), an effects row of 12 float32 (a shadow, then a scene's colour
         jitter, each with its ``on`` flag: ``EFFECT_FIELDS``) and the background ``SxSx3
         uint8`` before them. The same kinds of draws as :meth:`make`, with the cutouts left
-        unplaced: a hard-negative background takes its colours from the first character, and
-        patterns and drawn shapes are painted before the jitter, not after."""
+        unplaced: a hard-negative background takes its colours from the first character,
+        scenery and props on a scene are drawn against the first character (placed by Pillow
+        here for them), and patterns and drawn shapes are painted before the jitter, not
+        after."""
         cfg = self.cfg
         styles = atlas_styles(cfg)
         layers = np.zeros((self.slots, 6), np.float32)
         layers[:, 0], layers[:, 1] = -1.0, 1.0
-        first = None
+        first, first_at = None, None
         if not rng.random() < cfg.p_empty:
             for k in range(1 + self._extra_characters(rng)):
                 g, i, style = self._pick(rng)
@@ -322,7 +326,8 @@ class SampleMaker:
                 at = draw_placement(rng, cfg, cut.shape[1], cut.shape[0], size)
                 item = styles.index(style) * len(self.lib) + self.lib.index(g, i)
                 layers[k] = (item, at.scale, float(at.flip), at.angle, at.cx, at.cy)
-                first = cut if first is None else first
+                if first is None:
+                    first, first_at = cut, at
         if first is None:
             fp, alpha = np.zeros((1, 1, 3), np.float32), np.zeros((1, 1), np.float32)
         else:  # every other pixel is plenty to draw colours from
@@ -333,6 +338,9 @@ class SampleMaker:
             bg, jitter = self._scene(rng, size)
             if jitter is not None:
                 effects[5], effects[6:] = 1.0, jitter
+            if first is not None:  # the first character placed here too, as Pillow places it
+                placed = cache(lambda: place_cutout(first, first_at, size))
+                bg = self._scenery(rng, bg, placed)
         else:
             bg = self._background(rng, kind, fp, alpha, size)
         bg = self._paint_over(rng, bg)
@@ -340,13 +348,15 @@ class SampleMaker:
             effects[:5] = (1.0, *draw_shadow(rng, size))
         return layers, effects, np.require(bg, requirements=["C", "W"])
 
-    def _scenery(self, rng: np.random.Generator, bg: np.ndarray, fp: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def _scenery(self, rng: np.random.Generator, bg: np.ndarray,
+                 layer: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """A scene's pieces against the placed character, each with its probability: scenery
-        in the character's own colour behind it, then a prop touching its outline."""
+        in the character's own colour behind it, then a prop touching its outline. ``layer()``
+        gives the placed character (fp, alpha), asked for only when a piece is drawn."""
         if self.cfg.p_own_colour_scenery and rng.random() < self.cfg.p_own_colour_scenery:
-            bg = own_colour_scenery(bg, fp, alpha, rng)
+            bg = own_colour_scenery(bg, *layer(), rng)
         if self.cfg.p_props and rng.random() < self.cfg.p_props:
-            bg = prop_against_outline(bg, alpha, self._other_picture(rng), rng)
+            bg = prop_against_outline(bg, layer()[1], self._other_picture(rng), rng)
         return bg
 
     def _paint_over(self, rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
