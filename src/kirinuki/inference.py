@@ -105,7 +105,9 @@ class Matter:
     elsewhere). edge_matting: re-solve the few pixels around the network's outline from the
     picture's colours (:mod:`kirinuki.edge_matting`; on by default). precise_edges: do it
     again on the full-size picture after the upsampling (slower: its cost grows with the
-    picture; docs/ablation.md).
+    picture; docs/ablation.md). settle: make the network's alpha exactly 0 or 1 where it is
+    within 0.03 of either and away from the outline (:mod:`kirinuki.settling`; off by
+    default).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
