@@ -170,23 +170,30 @@ def test_line_art_and_flat_colour_keep_the_alpha(library):
     assert len(np.unique(_opaque_straight_colours(cut), axis=0)) > 8
 
 
+def backgrounds_with_and_without(library, base: DataConfig, switch: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(background without, background with) of six samples drawn alike by a maker of
+    ``base`` and one with ``switch`` on; their alpha and colour layer must be the same."""
+    plain, added = SampleMaker(library, base), SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0}))
+    pairs = []
+    for i in range(6):
+        fp0, a0, bg0 = plain.make(np.random.default_rng([2, i]), 96)
+        fp1, a1, bg1 = added.make(np.random.default_rng([2, i]), 96)
+        np.testing.assert_array_equal(a0, a1)
+        np.testing.assert_array_equal(fp0, fp1)
+        pairs.append((bg0, bg1))
+    return pairs
+
+
 @pytest.mark.parametrize("switch", ["p_shadow", "p_drawn", "p_pattern", "p_backdrop"])
 def test_background_additions_never_touch_the_target(library, switch):
     """A shadow, drawn shapes, a pattern or a painted-in character change the background
     only: alpha and colour layer stay."""
     base = rich_config(p_empty=0.0, p_two=0.0, bg_white=1, bg_light=0, bg_dark=0, bg_black=0,
                        bg_flat=0, bg_scene=0, bg_hard=0)
-    plain, added = SampleMaker(library, base), SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0}))
-    changed = 0
-    for i in range(6):
-        fp0, a0, bg0 = plain.make(np.random.default_rng([2, i]), 96)
-        fp1, a1, bg1 = added.make(np.random.default_rng([2, i]), 96)
-        np.testing.assert_array_equal(a0, a1)
-        np.testing.assert_array_equal(fp0, fp1)
-        changed += np.mean(np.any(bg0 != bg1, axis=2)) > 0.01
-        if switch == "p_shadow":
-            assert (bg1 <= bg0).all()  # a shadow only darkens
-    assert changed == 6
+    pairs = backgrounds_with_and_without(library, base, switch)
+    assert all(np.mean(np.any(bg0 != bg1, axis=2)) > 0.01 for bg0, bg1 in pairs)
+    if switch == "p_shadow":
+        assert all((bg1 <= bg0).all() for bg0, bg1 in pairs)  # a shadow only darkens
 
 
 def test_a_backdrop_character_is_a_close_up_the_frame_cuts(library):
@@ -351,15 +358,8 @@ def test_props_touch_the_outline_of_the_head_or_shoulders():
 def test_scenery_and_props_change_scene_backgrounds_only(library, switch):
     base = rich_config(p_empty=0.0, p_two=0.0, bg_white=0, bg_light=0, bg_dark=0, bg_black=0, bg_flat=0,
                        bg_scene=1.0, bg_hard=0, p_cutoff=0.0, zoom=(0.6, 0.9))
-    plain, added = SampleMaker(library, base), SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0}))
-    changed = 0
-    for i in range(6):
-        fp0, a0, bg0 = plain.make(np.random.default_rng([2, i]), 96)
-        fp1, a1, bg1 = added.make(np.random.default_rng([2, i]), 96)
-        np.testing.assert_array_equal(a0, a1)
-        np.testing.assert_array_equal(fp0, fp1)
-        changed += np.mean(np.any(bg0 != bg1, axis=2)) > 0.002
-    assert changed >= 4
+    pairs = backgrounds_with_and_without(library, base, switch)
+    assert sum(np.mean(np.any(bg0 != bg1, axis=2)) > 0.002 for bg0, bg1 in pairs) >= 4
     white = SampleMaker(library, DataConfig(**{**base.__dict__, switch: 1.0, "bg_scene": 0.0, "bg_white": 1.0}))
     for i in range(3):
         assert (white.make(np.random.default_rng([2, i]), 96)[2] == 255).all()  # plain pages stay plain

@@ -147,6 +147,12 @@ class Matter:
                              pad_multiple=module.pad_multiple,
                              source=str(path), extra={"step": state.get("step")})
         self.info = _with_work_size(info, work_size)
+        self._switch(tta=tta, regions=regions, flat_background=flat_background, edge_matting=edge_matting,
+                     precise_edges=precise_edges, settle=settle)
+
+    def _switch(self, *, tta: bool = False, regions: bool = False, flat_background: bool = False,
+                edge_matting: bool = False, precise_edges: bool = False, settle: bool = False) -> None:
+        """Set the stages around the network (all off unless given; see the class docstring)."""
         self.tta = tta
         self.regions = regions
         self.flat_background = flat_background
@@ -163,12 +169,7 @@ class Matter:
         self._run = module_runner(module, device, None)
         self.info = ModelInfo(name=name, arch=type(module).__name__, arch_args=dict(module.config),
                               work_size=work_size, pad_multiple=module.pad_multiple)
-        self.tta = False
-        self.regions = False
-        self.flat_background = False
-        self.edge_matting = False
-        self.precise_edges = False
-        self.settle = False
+        self._switch()
         return self
 
     def predict_alpha(self, image: "str | os.PathLike | Image.Image | np.ndarray",
