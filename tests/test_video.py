@@ -2,6 +2,7 @@
 limits and a truncated file."""
 
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -109,6 +110,19 @@ def test_bad_videos_are_one_line_and_nothing_is_half_written(tmp_path, tiny_onnx
     assert written(out) == [], written(out)
     r = cli(src, "-o", tmp_path / "o2", "--model", tiny_onnx, "--max-frames", "4")
     assert r.returncode == 1 and "over the limit of 4 (--max-frames)" in r.stderr
+
+
+def test_frames_too_tall_for_vp9_are_refused_for_webm_and_cut_for_png(tmp_path, tiny_onnx):
+    """A 24x57368 WebM (a fuzzing find): encoding it as VP9 took 2.2 GB; WebM output is refused
+    in one line naming the formats that can hold it, and PNG frames are cut out."""
+    src = tmp_path / "tall.webm"
+    src.write_bytes((Path(__file__).parent / "fuzz_regressions" / "webm-frame-too-tall-for-vp9").read_bytes()[1:])
+    r = cli(src, "-o", tmp_path / "webm", "--model", tiny_onnx, "--format", "webm")
+    assert r.returncode == 1 and "frames of 24x57368: WebM (VP9) takes at most 16384 pixels a side" in r.stderr
+    assert written(tmp_path / "webm") == []
+    r = cli(src, "-o", tmp_path / "png", "--model", tiny_onnx, "--format", "png", "-q")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(next((tmp_path / "png" / "tall").glob("*.png"))).size == (24, 57368)
 
 
 def test_without_pyav_a_video_is_one_line_naming_the_extra(tmp_path, tiny_onnx):

@@ -30,6 +30,10 @@ __all__ = ["VIDEO_SUFFIXES", "VIDEO_FORMATS", "is_video", "cutout_video"]
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".m4v", ".avi")
 #: Output formats for a video: WebM VP9 with alpha, ProRes 4444 with alpha, a folder of PNGs.
 VIDEO_FORMATS = ("webm", "mov", "png")
+#: The longest frame side a WebM (VP9) output takes: VP9's highest level allows 16384, and
+#: libvpx's memory grows with the longer side (a 24x57368 frame took 2.2 GB to encode,
+#: 24x16384 0.7 GB, 1176x1176 0.4 GB).
+VP9_MAX_SIDE = 16384
 # Audio codecs each container takes as they are.
 _AUDIO_OK = {"webm": {"opus", "vorbis"}, "mov": {"aac", "alac", "mp3", "pcm_s16le", "pcm_s24le", "pcm_f32le"}}
 
@@ -82,6 +86,9 @@ def cutout_video(matter: Matter, source: Path, target: Path, fmt: str, render_fr
             raise InputError("truncated or corrupt video (its video stream has no decoder or no size)",
                              InputKind.CORRUPT)
         w, h = vs.codec_context.width, vs.codec_context.height
+        if fmt == "webm" and max(w, h) > VP9_MAX_SIDE:
+            raise InputError(f"frames of {w}x{h}: WebM (VP9) takes at most {VP9_MAX_SIDE} pixels a side "
+                             "(--format mov or png can hold them)", InputKind.TOO_LARGE)
         rate = vs.average_rate or vs.guessed_rate or 24
         total = vs.frames or (int(float(inp.duration / av.time_base) * float(rate) + 0.5) if inp.duration else 0)
         if total > max_frames:
