@@ -7,6 +7,7 @@ from PIL import Image
 
 from conftest import synthetic_background
 from kirinuki.errors import DataError
+from kirinuki.imaging import binary_dilate
 from kirinuki.backgrounds import PAPER_MIX, flat_colour, paper_colour
 from kirinuki.config import DataConfig, load_config
 from kirinuki.cutouts import CutoutLibrary
@@ -320,7 +321,7 @@ def test_own_colour_scenery_sits_behind_the_figure_in_its_colours():
 
     fp, alpha = _figure_on()
     figure = alpha > 0
-    beside = _grown(figure, 2) & ~figure
+    beside = binary_dilate(figure, 2) & ~figure
     grey = np.full((96, 96, 3), 128, np.uint8)
     own = [(242, 217, 51), (230, 230, 242), (26, 26, 64)]
     for i in range(10):
@@ -332,19 +333,13 @@ def test_own_colour_scenery_sits_behind_the_figure_in_its_colours():
         assert min(np.abs(colour - np.array(c)).max() for c in own) < 25
 
 
-def _grown(mask: np.ndarray, radius: int) -> np.ndarray:
-    from PIL import ImageFilter
-
-    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * radius + 1))) > 0
-
-
 def test_props_touch_the_outline_of_the_head_or_shoulders():
     from kirinuki.scenery import prop_against_outline
 
     _, alpha = _figure_on()
     grey = np.full((96, 96, 3), 128, np.uint8)
     figure = alpha > 0.5
-    grown = _grown(figure, 4)
+    grown = binary_dilate(figure, 4)
     for i in range(12):
         out = prop_against_outline(grey, alpha, None, np.random.default_rng([5, i]))
         prop = np.any(out != grey, axis=2) & ~figure
@@ -404,7 +399,7 @@ def test_scenery_and_props_with_the_placement_on_the_device(library, switch):
         changed += 1
         item, scale, flip, angle, cx, cy = layers1[0]
         _, alpha = place_cutout(cutouts[int(item) % len(cutouts)], Placement(scale, bool(flip), angle, cx, cy), 96)
-        assert (painted & _grown(alpha > 0.5, 4) & ~(alpha > 0.5)).any()  # it meets the figure's outline
+        assert (painted & binary_dilate(alpha > 0.5, 4) & ~(alpha > 0.5)).any()  # it meets the figure's outline
     assert changed >= 4
 
 

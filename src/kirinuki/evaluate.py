@@ -33,15 +33,13 @@ from .backgrounds import paper_colour
 from .errors import DataError
 from .imaging import (BACKGROUND_SUFFIXES, CUTOUT_SUFFIXES, atomic_save, composite_premultiplied, find_images,
                       pad_to_square_bottom, resize_premultiplied, to_uint8)
-from .inference import Matter
+from .inference import SWITCHES, Matter
 from .metrics import METRIC_NAMES, all_metrics
 
 __all__ = ["CONDITIONS", "Case", "make_cases", "score_cases", "summarise", "markdown_table",
            "contact_sheet", "run_evaluation"]
 
 CONDITIONS = ("paper", "jpeg", "scene")
-#: The predictor's switches a report records.
-SWITCHES = ("tta", "regions", "flat_background", "edge_matting", "precise_edges", "settle")
 JPEG_QUALITY = 85
 
 

@@ -37,7 +37,10 @@ from .regions import MAX_POINTS, Edit, apply_edits, hold_edits, kept_regions, or
 from .runtimes import module_runner, onnx_runner
 from .settling import settle
 
-__all__ = ["Matter", "ModelInfo", "prepare_input", "to_network_input", "restore_size", "check_points"]
+__all__ = ["Matter", "ModelInfo", "SWITCHES", "prepare_input", "to_network_input", "restore_size", "check_points"]
+
+#: The stages around the network that a :class:`Matter` switches on or off.
+SWITCHES = ("tta", "regions", "flat_background", "edge_matting", "precise_edges", "settle")
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-__all__ = ["own_colour_scenery", "prop_against_outline"]
+from .styles import LIGHTNESS, picture_crop
 
-_LIGHTNESS = np.array([0.299, 0.587, 0.114], np.float32)
+__all__ = ["own_colour_scenery", "prop_against_outline"]
 
 
 def _figure(alpha: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -30,7 +30,7 @@ def _shaded(bg: np.ndarray, piece: np.ndarray, colour: np.ndarray, strength: flo
     """``colour`` (RGB, 0-255) shaded by the background's own lightness under ``piece`` (an
     SxS float mask): lightness over its mean under the piece, to the power ``strength``, so
     the piece keeps the scene's light and texture."""
-    light = bg.astype(np.float32) @ _LIGHTNESS + 1.0
+    light = bg.astype(np.float32) @ LIGHTNESS + 1.0
     mean = float((light * piece).sum() / max(piece.sum(), 1e-6))
     return np.clip(colour * np.clip(light / mean, 0.6, 1.4)[..., None] ** strength, 0, 255)
 
@@ -45,8 +45,8 @@ def own_colour_scenery(bg: np.ndarray, fp: np.ndarray, alpha: np.ndarray, rng: n
     furniture, a wall, a bush) painted right behind the character's lower body (60 %) or its
     hair (the top 30 % of its height), in the character's own colour there (the median
     straight colour around a point of the figure, a little off), shaded by the scene under
-    it, and reaching from that point out past the figure's side. ``fp`` (SxSx3) and ``alpha`` (SxS) are the placed
-    character, float in [0, 1]."""
+    it, and reaching from that point out past the figure's side. ``fp`` (SxSx3) and
+    ``alpha`` (SxS) are the placed character, float in [0, 1]."""
     figure = _figure(alpha, 0.95)
     if figure is None:
         return bg
@@ -152,11 +152,7 @@ def prop_against_outline(bg: np.ndarray, alpha: np.ndarray, source: np.ndarray |
         getattr(draw, shape)(xy, fill=255)
     cover = np.asarray(mask.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8))), np.float32) / 255.0
     if source is not None and rng.random() < 0.6:
-        sh_, sw_ = source.shape[:2]
-        side = max(8, round(min(sh_, sw_) * rng.uniform(0.2, 0.8)))
-        y, x = int(rng.integers(0, sh_ - side + 1)), int(rng.integers(0, sw_ - side + 1))
-        fill = np.asarray(Image.fromarray(source[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BILINEAR),
-                          np.float32)
+        fill = picture_crop(source, size, size, (0.2, 0.8), rng)
     else:
         fill = _shaded(bg, cover, rng.integers(0, 256, 3).astype(np.float32), rng.uniform(0.2, 0.8))
     out = _paint(bg, cover, fill)

@@ -13,8 +13,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .degradations import cast_shadows
 
-__all__ = ["redraw_cutout", "texture_regions", "draw_shadow", "cast_shadow", "paint_pattern", "draw_over",
-           "draw_jitter"]
+__all__ = ["redraw_cutout", "texture_regions", "picture_crop", "LIGHTNESS", "draw_shadow", "cast_shadow",
+           "paint_pattern", "draw_over", "draw_jitter"]
 
 
 def draw_jitter(rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -25,6 +25,29 @@ def draw_jitter(rng: np.random.Generator, strength: float) -> np.ndarray:
                      *rng.uniform(-20 * j, 20 * j, size=3)], np.float32)
 
 
+#: Lightness from RGB (Rec. 601 weights), for a colour's shading.
+LIGHTNESS = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _straight(cut: np.ndarray) -> np.ndarray:
+    """A premultiplied cutout ``HxWx4 uint8``'s straight colour, HxWx3 float32 levels in
+    [0, 255]; 0 where alpha is 0."""
+    alpha = cut[..., 3:4].astype(np.float32)
+    return np.clip(np.where(alpha > 0, cut[..., :3] * (255.0 / np.maximum(alpha, 1.0)), 0.0), 0, 255)
+
+
+def picture_crop(source: np.ndarray, h: int, w: int, share: tuple[float, float],
+                 rng: np.random.Generator) -> np.ndarray:
+    """A random square crop of ``source`` (a background picture, ``HxWx3 uint8``), its side a
+    share in ``share`` of the picture's shorter side (at least 8 pixels), resized to ``h`` x
+    ``w``: float32 RGB levels in [0, 255]."""
+    sh, sw = source.shape[:2]
+    side = max(8, round(min(sh, sw) * rng.uniform(*share)))
+    y, x = int(rng.integers(0, sh - side + 1)), int(rng.integers(0, sw - side + 1))
+    return np.asarray(Image.fromarray(source[y:y + side, x:x + side]).resize((w, h), Image.Resampling.BILINEAR),
+                      np.float32)
+
+
 def redraw_cutout(cut: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
     """The premultiplied cutout ``HxWx4 uint8`` redrawn with the same alpha.
 
@@ -32,8 +55,7 @@ def redraw_cutout(cut: np.ndarray, style: str, rng: np.random.Generator) -> np.n
     as a sketch or an uncoloured page looks. ``flat``: the colours reduced to 3-8 flat ones.
     """
     alpha = cut[..., 3:4].astype(np.float32)
-    straight = np.where(alpha > 0, cut[..., :3] * (255.0 / np.maximum(alpha, 1.0)), 0.0)
-    rgb = Image.fromarray(np.clip(straight, 0, 255).astype(np.uint8), "RGB")
+    rgb = Image.fromarray(_straight(cut).astype(np.uint8), "RGB")
     if style == "lineart":
         grey = rgb.convert("L")
         edges = np.asarray(grey.filter(ImageFilter.MaxFilter(3))).astype(np.int16) - \
@@ -56,25 +78,18 @@ def redraw_cutout(cut: np.ndarray, style: str, rng: np.random.Generator) -> np.n
 _REGION_SIDE = 256
 
 
-def _straight(cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A premultiplied cutout ``HxWx4 uint8`` as (straight colour HxWx3, alpha HxW), float32
-    in [0, 1]; colour 0 where alpha is 0."""
-    alpha = cut[..., 3].astype(np.float32) / 255.0
-    rgb = cut[..., :3].astype(np.float32) / 255.0
-    return np.clip(np.where(alpha[..., None] > 0, rgb / np.maximum(alpha[..., None], 1e-6), 0.0), 0, 1), alpha
-
-
-def _closed_regions(rgb: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-    """1-3 closed regions of a cutout's clothes (straight ``rgb`` and ``alpha`` at most
+def _closed_regions(cut: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """1-3 closed regions of the clothes of a premultiplied cutout ``HxWx4 uint8`` (at most
     ``_REGION_SIDE`` a side): regions of the click fix's region map that lie inside the opaque
     figure (80 % of their pixels or more: a figure painted without an outline has regions
     that reach its soft edge) with their centre below its top quarter (the head), drawn by
-    size, each
-    grown over its shading as a click would grow it, covering 1-50 % of the figure and not
-    thin as line art is (HxW bool masks; none when the figure has no such region)."""
+    size, each grown over its shading as a click would grow it, covering 1-50 % of the
+    figure and not thin as line art is (HxW bool masks; none when the figure has no such
+    region)."""
     from .regions import region_map, select_region
 
-    inside = alpha > 0.98
+    rgb = _straight(cut) / 255.0
+    inside = cut[..., 3] > 0.98 * 255
     area = int(inside.sum())
     if area < 64:
         return []
@@ -108,11 +123,7 @@ def _texture(source: np.ndarray | None, h: int, w: int, rng: np.random.Generator
     two colours (:func:`paint_pattern`), half of the time each (always the pattern without a
     ``source``)."""
     if source is not None and rng.random() < 0.5:
-        sh, sw = source.shape[:2]
-        side = max(8, round(min(sh, sw) * rng.uniform(0.15, 0.5)))
-        y, x = int(rng.integers(0, sh - side + 1)), int(rng.integers(0, sw - side + 1))
-        im = Image.fromarray(source[y:y + side, x:x + side]).resize((w, h), Image.Resampling.BILINEAR)
-        return np.asarray(im, np.float32) / 255.0
+        return picture_crop(source, h, w, (0.15, 0.5), rng) / 255.0
     side = max(h, w)
     ground = np.broadcast_to(rng.integers(0, 256, 3).astype(np.uint8), (side, side, 3))
     return paint_pattern(np.ascontiguousarray(ground), rng)[:h, :w].astype(np.float32) / 255.0
@@ -126,21 +137,21 @@ def texture_regions(cut: np.ndarray, source: np.ndarray | None, rng: np.random.G
     The region's shading is kept (the texture scaled by each pixel's lightness over the
     region's median) and so is its line art (pixels darker than half the median stay as they
     are); the alpha is unchanged. A cutout without such a region comes back as it is."""
-    rgb, alpha = _straight(cut)
-    h, w = alpha.shape
+    h, w = cut.shape[:2]
     scale = min(1.0, _REGION_SIDE / max(h, w))
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     small = np.asarray(Image.fromarray(cut, "RGBa").resize((sw, sh), Image.Resampling.BILINEAR))
-    regions = _closed_regions(*_straight(small), rng)
+    regions = _closed_regions(small, rng)
     if not regions:
         return cut
+    rgb, alpha = _straight(cut) / 255.0, cut[..., 3].astype(np.float32) / 255.0
     out = cut.copy()
-    light = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    light = rgb @ LIGHTNESS
+    reach = 2 * math.ceil(1 / scale) + 1
     for small_region in regions:
         # Up to full size, then snapped to the region's colours: a few pixels round the
         # upscaled mask whose colour is near the region's own.
         up = Image.fromarray(small_region.astype(np.uint8) * 255).resize((w, h), Image.Resampling.BILINEAR)
-        reach = 2 * math.ceil(1 / scale) + 1
         region = np.asarray(up) >= 128
         near = np.asarray(up.filter(ImageFilter.MaxFilter(reach))) >= 128
         if not region.any():
