@@ -76,7 +76,8 @@ from .errors import DataError
 from .imaging import composite, composite_premultiplied
 from .placement import atlas_styles
 from .scenery import own_colour_scenery, prop_against_outline
-from .styles import cast_shadow, draw_jitter, draw_over, draw_shadow, paint_pattern, redraw_cutout, texture_regions
+from .styles import (cast_shadow, draw_jitter, draw_over, draw_shadow, paint_pattern, picture_crop, redraw_cutout,
+                     texture_regions)
 
 __all__ = ["SampleMaker", "CompositeDataset", "StepBatchSampler", "BG_CLASSES", "Placement", "draw_placement",
            "place_cutout", "mixed_seed"]
@@ -230,14 +231,11 @@ class SampleMaker:
         """A random square crop of a background picture, resized to S x S and maybe flipped
         (uint8), and the colour jitter drawn for it (None without ``scene_jitter``)."""
         src = self.lib.backgrounds[rng.integers(len(self.lib.backgrounds))]
-        h, w = src.shape[:2]
-        side = max(8, round(min(h, w) * rng.uniform(0.3, 1.0)))
-        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        im = Image.fromarray(src[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BILINEAR)
+        crop = picture_crop(src, size, size, (0.3, 1.0), rng).astype(np.uint8)
         if rng.random() < 0.5:
-            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            crop = crop[:, ::-1]
         jitter = draw_jitter(rng, self.cfg.scene_jitter) if self.cfg.scene_jitter > 0 else None
-        return np.array(im), jitter
+        return np.ascontiguousarray(crop), jitter
 
     def _hard(self, rng: np.random.Generator, fp: np.ndarray, alpha: np.ndarray, size: int) -> np.ndarray:
         opaque = np.flatnonzero(alpha.ravel() > 0.95)
