@@ -50,8 +50,8 @@ class CutoutOptions:
     the content plus this margin (None: no crop); force: recompute alpha even when the input
     has one; decontaminate: estimate the foreground colour on soft edges (no halo); edits:
     clicks ``("keep" | "drop", x, y)`` whose regions are made opaque or transparent, in order
-    (the alpha is then always computed); max_frames: the most frames of an animation or video; video_fmt: what a
-    video becomes."""
+    (the alpha is then always computed); max_frames: the most frames of an animation or
+    video; video_fmt: what a video becomes."""
 
     mask: bool = False
     background: tuple[int, int, int] | None = None
