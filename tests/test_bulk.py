@@ -94,13 +94,19 @@ def test_the_refinement_stays_within_its_thread_limit():
         seen = set()
         on_threads(lambda _: (seen.add(threading.get_ident()), time.sleep(0.01)), range(16))
         return seen
+    import cv2
+
+    default = cv2.getNumThreads()
     try:
         set_thread_limit(1)
         assert threads_used() == {threading.get_ident()}
+        assert cv2.getNumThreads() == 1  # OpenCV's pool too
         set_thread_limit(2)
         assert len(threads_used()) <= 2
+        assert cv2.getNumThreads() == 2
     finally:
         set_thread_limit(None)
+    assert cv2.getNumThreads() == default
 
 
 def test_a_failing_rank_waits_until_every_rank_has_finished():

@@ -132,3 +132,21 @@ def test_a_manifest_that_fails_to_write_leaves_no_temporary_file(tmp_path):
     with pytest.raises(OSError):
         summary.write_manifest(target)
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.csv"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 3), (50, 61)])
+@pytest.mark.parametrize("radius", [0, 1, 2, 6, 40])
+def test_binary_dilate_grows_by_a_square_and_nothing_from_outside(shape, radius):
+    """The same pixels as SciPy's dilation by a (2r+1)^2 square, windows wider than the
+    picture included; the input is left as it was."""
+    from scipy import ndimage as ndi
+
+    mask = np.random.default_rng(radius).random(shape) < 0.03
+    mask[0, 0] = True
+    before = mask.copy()
+    grown = imaging.binary_dilate(mask, radius)
+    square = np.ones((2 * radius + 1, 2 * radius + 1), bool)
+    assert grown.dtype == bool and grown.shape == mask.shape
+    assert np.array_equal(grown, ndi.binary_dilation(mask, square) if radius else mask)
+    assert np.array_equal(mask, before)
+    assert not imaging.binary_dilate(np.zeros(shape, bool), radius).any()

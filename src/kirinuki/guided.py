@@ -13,11 +13,11 @@ its memory is a few strips and its time grows with the length of the edges, not 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
 from .imaging import edge_band
-from .threads import on_threads, parallel_strips, thread_count
+from .threads import parallel_strips
 
 __all__ = ["box_mean", "guided_coefficients", "guided_upsample", "bilinear_rows", "BilinearSampler",
            "solve_sym3", "SYM3_PAIRS", "GUIDED_RADIUS", "GUIDED_EPS"]
@@ -29,45 +29,36 @@ GUIDED_RADIUS = 2
 GUIDED_EPS = 1e-3
 
 
-def _edge_scale(n: int, r: int) -> np.ndarray:
-    """Per position along an axis of length ``n``: the window's full length over the length of
-    the part inside the array, which turns a zero-padded window mean into the clipped one."""
+def _inverse_counts(n: int, r: int) -> np.ndarray:
+    """Per position along an axis of length ``n``: one over the number of the window's
+    ``2r + 1`` positions that lie inside the array."""
     i = np.arange(n)
-    return ((2 * r + 1) / (np.minimum(i + r + 1, n) - np.maximum(i - r, 0))).astype(np.float32)
+    return (1.0 / (np.minimum(i + r + 1, n) - np.maximum(i - r, 0))).astype(np.float32)
 
 
-def _box_block(a: np.ndarray, r: int, axes: tuple[int, int]) -> np.ndarray:
-    """Clipped window means over the two ``axes`` of ``a``: SciPy's running-sum filter down
-    each axis (in double precision inside, float32 out), the zero padding rescaled."""
-    out = a
-    for axis in axes:
-        out = uniform_filter1d(out, 2 * r + 1, axis=axis, mode="constant", output=np.float32)
-        shape = [1] * a.ndim
-        shape[axis] = -1
-        out *= _edge_scale(a.shape[axis], r).reshape(shape)
-    return out
-
-
-def _box_channels(a: np.ndarray, r: int, channel_axis: int) -> np.ndarray:
-    """:func:`_box_block` over the other two axes of a 3-D array, blocks of channels on one
-    thread per core when the planes are large (SciPy releases the interpreter lock)."""
-    axes = tuple(k for k in range(3) if k != channel_axis)
-    n = a.shape[channel_axis]
-    if a.shape[axes[0]] * a.shape[axes[1]] < 65536 or n == 1:
-        return _box_block(a, r, axes)
-    out = np.empty(a.shape, np.float32)
-
-    def one(channels: np.ndarray) -> None:
-        part = (slice(None),) * channel_axis + (slice(int(channels[0]), int(channels[-1]) + 1),)
-        out[part] = _box_block(a[part], r, axes)
-    on_threads(one, np.array_split(np.arange(n), min(n, thread_count())))
-    return out
+def _window_sums(a: np.ndarray, r: int) -> np.ndarray:
+    """Sums over (2r+1)^2 windows of an HxW or HxWxC float array, zero outside (OpenCV's box
+    filter: running sums in double precision, float32 out)."""
+    return cv2.boxFilter(np.asarray(a, np.float32), cv2.CV_32F, (2 * r + 1, 2 * r + 1), normalize=False,
+                         borderType=cv2.BORDER_CONSTANT)
 
 
 def box_mean(a: np.ndarray, r: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window clipped to the image, for HxW or HxWxC float arrays
     (float32 out)."""
-    return _box_block(a, r, (0, 1)) if a.ndim == 2 else _box_channels(a, r, 2)
+    out = _window_sums(a, r)
+    scale = _inverse_counts(a.shape[0], r)[:, None] * _inverse_counts(a.shape[1], r)[None, :]
+    out *= scale if a.ndim == 2 else scale[..., None]
+    return out
+
+
+def _box_planes(planes: np.ndarray, r: int) -> np.ndarray:
+    """:func:`box_mean` of each plane of a CxHxW stack (channels first), CxHxW float32."""
+    scale = _inverse_counts(planes.shape[1], r)[:, None] * _inverse_counts(planes.shape[2], r)[None, :]
+    out = np.empty(planes.shape, np.float32)
+    for plane, mean in zip(planes, out):
+        np.multiply(_window_sums(plane, r), scale, out=mean)
+    return out
 
 
 def solve_sym3(m: list[np.ndarray], v: np.ndarray) -> np.ndarray:
@@ -103,7 +94,7 @@ def guided_coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float) ->
     np.multiply(g, p, out=stacked[4:7])
     for k, (i, j) in enumerate(SYM3_PAIRS):
         np.multiply(g[i], g[j], out=stacked[7 + k])
-    means = _box_channels(stacked, r, 0)
+    means = _box_planes(stacked, r)
     mean_i, mean_p, mean_ip, mean_ii = means[:3], means[3], means[4:7], means[7:]
     cov_ip = mean_ip - mean_i * mean_p
     # Sigma: the 3x3 covariance of the guide in each window, plus eps on the diagonal.
@@ -113,7 +104,7 @@ def guided_coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float) ->
     fitted = np.empty((4, *p.shape), np.float32)
     fitted[:3] = solve_sym3(var, cov_ip)
     fitted[3] = mean_p - np.einsum("chw,chw->hw", fitted[:3], mean_i)
-    coef = np.moveaxis(_box_channels(fitted, r, 0), 0, -1)
+    coef = np.moveaxis(_box_planes(fitted, r), 0, -1)
     return coef[..., :3], coef[..., 3]
 
 
@@ -149,24 +140,22 @@ class BilinearSampler:
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Every pixel of rows y0:y1: c x (y1-y0) x out_w.
 
-        Separable: the few source rows the strip needs are first resampled along x; then each
-        run of output rows that lies between the same two source rows is one ``base + wy *
-        (next - base)`` broadcast over the run, two passes over the output with no gather. The
-        values are those of :meth:`at` (and of a whole-picture resize), so strips put together
-        equal the whole picture.
+        Separable: the few source rows the strip needs are first resampled along x (OpenCV's
+        bilinear resize, which keeps each row to itself); then each output row is ``base + wy
+        * (next - base)`` of its two source rows. The values are those of :meth:`at` (and of a
+        whole-picture resize), so strips put together equal the whole picture.
         """
         r0, r1, wy = self.r0[y0:y1], self.r1[y0:y1], self.wy[y0:y1]
         lo = int(r0[0])
         source = self.planes[:, lo:int(r1[-1]) + 1]
-        across = source[:, :, self.c0]
-        across += (source[:, :, self.c1] - across) * self.wx
-        out = np.empty((len(self.planes), y1 - y0, len(self.c0)), np.float32)
-        starts = np.flatnonzero(np.diff(r0, prepend=-1) | np.diff(r1, prepend=-1))
-        for start, end in zip(starts, [*starts[1:], y1 - y0]):
-            base = across[:, r0[start] - lo, None]
-            run = out[:, start:end]
-            np.multiply(wy[start:end, None], across[:, r1[start] - lo, None] - base, out=run)
-            run += base
+        across = np.empty((len(source), source.shape[1], len(self.c0)), np.float32)
+        for plane, resized in zip(source, across):
+            cv2.resize(plane, (resized.shape[1], resized.shape[0]), dst=resized, interpolation=cv2.INTER_LINEAR)
+        base = across[:, r0 - lo]
+        out = across[:, r1 - lo]
+        out -= base
+        out *= wy[:, None]
+        out += base
         return out
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

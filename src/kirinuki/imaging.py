@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO, Callable, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -124,20 +125,12 @@ def pad_to_square_bottom(rgba: Image.Image) -> Image.Image:
 
 
 def binary_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Dilate a boolean HxW mask with a (2r+1)^2 square (separable; outside counts as False)."""
-    out = mask.copy()
-    for axis in (0, 1):
-        src = out.copy()
-        n = src.shape[axis]
-        for d in range(1, radius + 1):
-            if d >= n:
-                break
-            lo = [slice(None)] * 2
-            hi = [slice(None)] * 2
-            lo[axis], hi[axis] = slice(0, n - d), slice(d, n)
-            out[tuple(lo)] |= src[tuple(hi)]
-            out[tuple(hi)] |= src[tuple(lo)]
-    return out
+    """Dilate a boolean HxW mask with a (2r+1)^2 square (outside counts as False)."""
+    if radius <= 0:
+        return mask.copy()
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    grown = cv2.dilate(np.ascontiguousarray(mask, np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return grown.view(bool)
 
 
 def edge_band(alpha: np.ndarray, radius: int, settled: float = 0.0, threshold: float = 0.5) -> np.ndarray:

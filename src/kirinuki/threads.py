@@ -1,6 +1,7 @@
-"""The threads the CPU stages share: numpy, SciPy, Pillow and zlib release the interpreter lock
-in their heavy loops, so one thread per core runs them side by side. A process that owns only
-a share of the machine (a rank of a bulk job) caps them with :func:`set_thread_limit`.
+"""The threads the CPU stages share: numpy, SciPy, OpenCV, Pillow and zlib release the
+interpreter lock in their heavy loops, so one thread per core runs them side by side. A process
+that owns only a share of the machine (a rank of a bulk job) caps them, and OpenCV's own pool,
+with :func:`set_thread_limit`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
+
+import cv2
 
 __all__ = ["set_thread_limit", "thread_count", "on_threads", "parallel_strips"]
 
@@ -19,6 +22,7 @@ def set_thread_limit(threads: int | None) -> None:
     that owns only a share of the machine, as a rank of a bulk job does, sets its share."""
     global _thread_limit
     _thread_limit = None if threads is None else max(1, int(threads))
+    cv2.setNumThreads(-1 if _thread_limit is None else _thread_limit)  # -1: OpenCV's default
 
 
 def thread_count() -> int:
