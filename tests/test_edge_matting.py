@@ -71,6 +71,25 @@ def test_only_the_band_changes_and_a_true_alpha_stays():
     assert np.abs(matte_edges(image, truth) - truth).max() < 0.05
 
 
+def test_the_band_is_the_outline_and_the_soft_pixels_near_it_grown_by_steps():
+    """The band against its definition written with SciPy's iterated 4-connected dilation,
+    on a noisy alpha with soft pixels near the outline and far from it (which stay out)."""
+    rng = np.random.default_rng(2)
+    alpha = np.clip(ndi.gaussian_filter(soft_disc(), 2.0) + rng.normal(0, 0.02, (96, 96)), 0, 1).astype(np.float32)
+    alpha[5:9, 5:9] = 0.3  # soft, far from the outline
+    side = alpha > 0.5
+    outline = np.zeros_like(side)
+    outline[:-1] |= side[:-1] != side[1:]
+    outline[1:] |= side[:-1] != side[1:]
+    outline[:, :-1] |= side[:, :-1] != side[:, 1:]
+    outline[:, 1:] |= side[:, :-1] != side[:, 1:]
+    soft = (alpha > 0.02) & (alpha < 0.98) & ndi.binary_dilation(outline, iterations=NEAR)
+    for band in (0, 1, 2):
+        expected = ndi.binary_dilation(outline | soft, iterations=band) if band else outline | soft
+        np.testing.assert_array_equal(matting_band(alpha, band), expected)
+    assert not matting_band(alpha)[5:9, 5:9].any()
+
+
 def test_small_or_mismatched_inputs():
     with pytest.raises(ValueError, match="differ in size"):
         matte_edges(np.zeros((10, 10, 3), np.float32), np.zeros((10, 12), np.float32))

@@ -18,9 +18,9 @@ dozen steps.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import scipy.sparse as sp
-from scipy import ndimage as ndi
 from scipy.sparse.linalg import cg
 
 from .guided import SYM3_PAIRS, solve_sym3
@@ -44,8 +44,17 @@ def matting_band(alpha: np.ndarray, band: int = BAND) -> np.ndarray:
     outline of ``alpha > 0.5``, and those within NEAR of it that the network left soft
     (between SOFT and 1 - SOFT), grown by the same ``band``."""
     outline = edge_band(alpha, 0, settled=0.5)  # both sides of the 0.5 line, nothing else
-    soft = (alpha > SOFT) & (alpha < 1.0 - SOFT) & ndi.binary_dilation(outline, iterations=NEAR)
-    return ndi.binary_dilation(outline | soft, iterations=band) if band > 0 else outline | soft
+    soft = (alpha > SOFT) & (alpha < 1.0 - SOFT) & _grow_in_steps(outline, NEAR)
+    return _grow_in_steps(outline | soft, band)
+
+
+def _grow_in_steps(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` grown by ``steps`` 4-connected steps (a diamond; outside counts as False)."""
+    if steps <= 0:
+        return mask
+    y, x = np.ogrid[-steps:steps + 1, -steps:steps + 1]
+    diamond = (np.abs(y) + np.abs(x) <= steps).astype(np.uint8)
+    return cv2.dilate(mask.view(np.uint8), diamond, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
 
 
 _NEIGHBOUR_DY, _NEIGHBOUR_DX = (g.ravel() for g in np.mgrid[-2:3, -2:3])
@@ -67,7 +76,7 @@ def _window_entries(image: np.ndarray, centres: np.ndarray, epsilon: float) -> t
     cov = [(planes[i] * planes[j]).sum(axis=1)[:, None] / 9.0 + (epsilon / 9.0 if i == j else 0.0)
            for i, j in SYM3_PAIRS]
     scaled = solve_sym3(cov, planes)                                # 3 x n x 9: S^-1 (I - mu)
-    shares = np.einsum("ink,inl->nkl", planes, scaled)              # n x 9 x 9
+    shares = np.matmul(dev, scaled.transpose(1, 0, 2))              # n x 9 x 9
     shares += 1.0
     shares /= -9.0
     shares += np.eye(9)
@@ -96,15 +105,16 @@ def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior
     position[solved] = np.arange(n)
     # Each solved pixel's row of the Laplacian, as weights on its 5x5 neighbours, summed over
     # the windows that touch the band, CHUNK windows at a time (memory stays bounded).
-    table = np.zeros(n * 25)
+    # Pixels outside the band have no row: their shares are summed into a spare row n, unread.
+    table = np.zeros((n + 1) * 25)
     centres = np.flatnonzero(binary_dilate(unknown, 1))
     for start in range(0, centres.size, CHUNK):
-        idx, entries = _window_entries(image, centres[start:start + CHUNK], epsilon)
-        rows = position[idx]
-        in_band = rows >= 0
-        keys = rows[in_band].astype(np.int64)[:, None] * 25 + _PAIR_SLOT[np.nonzero(in_band)[1]]
-        table += np.bincount(keys.ravel(), weights=entries[in_band].ravel(), minlength=n * 25)
-    table = table.reshape(n, 25)
+        idx, shares = _window_entries(image, centres[start:start + CHUNK], epsilon)
+        rows = position[idx].astype(np.intp)
+        rows[rows < 0] = n
+        keys = rows[:, :, None] * 25 + _PAIR_SLOT
+        table += np.bincount(keys.ravel(), weights=shares.ravel(), minlength=table.size)
+    table = table.reshape(n + 1, 25)[:n]
     neighbours = solved[:, None] + (_NEIGHBOUR_DY * w + _NEIGHBOUR_DX)[None, :]
     columns = position[neighbours]
     free = columns >= 0
