@@ -63,6 +63,12 @@ _WINDOW_DY, _WINDOW_DX = (g.ravel() for g in np.mgrid[-1:2, -1:2])
 _PAIR_SLOT = ((_WINDOW_DY[None, :] - _WINDOW_DY[:, None] + 2) * 5 + (_WINDOW_DX[None, :] - _WINDOW_DX[:, None] + 2))
 
 
+#: A window's 27 colour values (9 pixels x RGB) -> its mean colour.
+_WINDOW_MEAN = np.tile(np.eye(3), (9, 1)) / 9.0
+#: The part of a window's share that does not depend on its colours: delta_ij - 1/9.
+_SHARE_BASE = np.eye(9) - 1.0 / 9.0
+
+
 def _window_entries(image: np.ndarray, centres: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
     """For 3x3 windows centred on ``centres`` (flat indices, never on the picture's border):
     the flat indices of their pixels (n, 9) and each window's share of the Laplacian
@@ -71,15 +77,14 @@ def _window_entries(image: np.ndarray, centres: np.ndarray, epsilon: float) -> t
     colours = image.reshape(-1, 3)[idx].astype(np.float64)          # n x 9 x 3
     if image.dtype == np.uint8:
         colours /= 255.0
-    dev = colours - colours.mean(axis=1, keepdims=True)
+    dev = colours - (colours.reshape(-1, 27) @ _WINDOW_MEAN)[:, None, :]
+    second = np.matmul(dev.transpose(0, 2, 1), dev)                 # n x 3 x 3: 9 S
     planes = np.ascontiguousarray(dev.transpose(2, 0, 1))           # 3 x n x 9
-    cov = [(planes[i] * planes[j]).sum(axis=1)[:, None] / 9.0 + (epsilon / 9.0 if i == j else 0.0)
-           for i, j in SYM3_PAIRS]
+    cov = [second[:, i, j, None] / 9.0 + (epsilon / 9.0 if i == j else 0.0) for i, j in SYM3_PAIRS]
     scaled = solve_sym3(cov, planes)                                # 3 x n x 9: S^-1 (I - mu)
+    scaled *= -1.0 / 9.0
     shares = np.matmul(dev, scaled.transpose(1, 0, 2))              # n x 9 x 9
-    shares += 1.0
-    shares /= -9.0
-    shares += np.eye(9)
+    shares += _SHARE_BASE
     return idx, shares
 
 

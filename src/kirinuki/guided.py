@@ -140,22 +140,18 @@ class BilinearSampler:
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Every pixel of rows y0:y1: c x (y1-y0) x out_w.
 
-        Separable: the few source rows the strip needs are first resampled along x (OpenCV's
-        bilinear resize, which keeps each row to itself); then each output row is ``base + wy
-        * (next - base)`` of its two source rows. The values are those of :meth:`at` (and of a
+        Separable: each output row is first ``base + wy * (next - base)`` of its two source
+        rows, at the source's width; then those rows are resampled along x (OpenCV's bilinear
+        resize, which keeps each row to itself). The values are those of :meth:`at` (and of a
         whole-picture resize), so strips put together equal the whole picture.
         """
         r0, r1, wy = self.r0[y0:y1], self.r1[y0:y1], self.wy[y0:y1]
-        lo = int(r0[0])
-        source = self.planes[:, lo:int(r1[-1]) + 1]
-        across = np.empty((len(source), source.shape[1], len(self.c0)), np.float32)
-        for plane, resized in zip(source, across):
+        down = self.planes[:, r1] - self.planes[:, r0]
+        down *= wy[:, None]
+        down += self.planes[:, r0]
+        out = np.empty((len(down), y1 - y0, len(self.c0)), np.float32)
+        for plane, resized in zip(down, out):
             cv2.resize(plane, (resized.shape[1], resized.shape[0]), dst=resized, interpolation=cv2.INTER_LINEAR)
-        base = across[:, r0 - lo]
-        out = across[:, r1 - lo]
-        out -= base
-        out *= wy[:, None]
-        out += base
         return out
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
