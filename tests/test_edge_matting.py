@@ -90,6 +90,31 @@ def test_the_band_is_the_outline_and_the_soft_pixels_near_it_grown_by_steps():
     assert not matting_band(alpha)[5:9, 5:9].any()
 
 
+def test_the_windows_summed_in_parts_on_threads_give_the_same_alpha(monkeypatch):
+    """One thread and all the windows at once, against two threads, against many small parts
+    (CHUNK) and against one thread for want of room (SUMS_BYTES): the same alpha."""
+    from kirinuki.threads import set_thread_limit
+
+    rng = np.random.default_rng(3)
+    truth = soft_disc()
+    image = composite(truth, rng)
+    network = np.clip(ndi.shift(ndi.gaussian_filter(truth, 1.5), (0.0, 1.0), order=1), 0, 1)
+    try:
+        set_thread_limit(1)
+        reference = matte_edges(image, network)
+        set_thread_limit(2)
+        two = matte_edges(image, network)
+        monkeypatch.setattr(edge_matting, "CHUNK", 100)
+        small_parts = matte_edges(image, network)
+        monkeypatch.setattr(edge_matting, "SUMS_BYTES", 1)
+        no_room = matte_edges(image, network)
+    finally:
+        set_thread_limit(None)
+    assert not np.array_equal(reference, network)
+    for other in (two, small_parts, no_room):
+        np.testing.assert_allclose(other, reference, rtol=0, atol=1e-6)
+
+
 def test_small_or_mismatched_inputs():
     with pytest.raises(ValueError, match="differ in size"):
         matte_edges(np.zeros((10, 10, 3), np.float32), np.zeros((10, 12), np.float32))

@@ -25,6 +25,7 @@ from scipy.sparse.linalg import cg
 
 from .guided import SYM3_PAIRS, solve_sym3
 from .imaging import binary_dilate, edge_band
+from .threads import on_threads, thread_count
 
 __all__ = ["matting_band", "matte_edges", "BAND", "PRIOR", "EPSILON"]
 
@@ -34,6 +35,7 @@ EPSILON = 1e-6   # regularisation of each window's colour covariance (Levin et a
 TOLERANCE = 1e-4  # relative residual at which conjugate gradients stop
 MAX_ITERATIONS = 500
 CHUNK = 65536    # windows whose shares of the Laplacian are formed at once (about 50 MB)
+SUMS_BYTES = 1 << 27  # the threads' tables of sums together stay below this
 SOFT = 0.02      # pixels the network calls neither 0 nor 1 within this are in the band too,
 NEAR = 6         # when they lie within this many pixels of the outline (a busy scene's haze
                  # far from it would double the cost for a few hundredths of a dB)
@@ -88,6 +90,35 @@ def _window_entries(image: np.ndarray, centres: np.ndarray, epsilon: float) -> t
     return idx, shares
 
 
+def _laplacian_rows(image: np.ndarray, centres: np.ndarray, position: np.ndarray, n: int,
+                    epsilon: float) -> np.ndarray:
+    """Each solved pixel's row of the Laplacian as weights on its 5x5 neighbours (n x 25),
+    summed over the windows centred on ``centres``; ``position``: each pixel's row, -1 outside
+    the band (those pixels' shares go to a spare row n, unread). The windows are taken in
+    parts of at most CHUNK in all at a time, one part per thread, each summed into a table of
+    its own (as many threads as SUMS_BYTES allows, so memory stays bounded), and the tables
+    are added in order."""
+    size = (n + 1) * 25
+    threads = max(1, min(thread_count(), SUMS_BYTES // (size * 8)))
+    step = max(1, min(CHUNK // threads, -(-centres.size // threads)))
+    parts = [centres[start:start + step] for start in range(0, centres.size, step)]
+    table = np.zeros(size)
+    for first in range(0, len(parts), threads):
+        batch = parts[first:first + threads]
+        sums: list = [None] * len(batch)
+
+        def add_windows(i: int) -> None:
+            idx, shares = _window_entries(image, batch[i], epsilon)
+            rows = position[idx].astype(np.intp)
+            rows[rows < 0] = n
+            keys = rows[:, :, None] * 25 + _PAIR_SLOT
+            sums[i] = np.bincount(keys.ravel(), weights=shares.ravel(), minlength=size)
+        on_threads(add_windows, range(len(batch)))
+        for part_sum in sums:
+            table += part_sum
+    return table.reshape(n + 1, 25)[:n]
+
+
 def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior: float = PRIOR,
                 epsilon: float = EPSILON) -> np.ndarray:
     """``alpha`` (HxW float in [0, 1]) with the edge band re-solved by closed-form matting
@@ -108,18 +139,7 @@ def matte_edges(image: np.ndarray, alpha: np.ndarray, *, band: int = BAND, prior
         return out
     position = np.full(h * w, -1, np.int32 if h * w < 2 ** 31 else np.int64)
     position[solved] = np.arange(n)
-    # Each solved pixel's row of the Laplacian, as weights on its 5x5 neighbours, summed over
-    # the windows that touch the band, CHUNK windows at a time (memory stays bounded).
-    # Pixels outside the band have no row: their shares are summed into a spare row n, unread.
-    table = np.zeros((n + 1) * 25)
-    centres = np.flatnonzero(binary_dilate(unknown, 1))
-    for start in range(0, centres.size, CHUNK):
-        idx, shares = _window_entries(image, centres[start:start + CHUNK], epsilon)
-        rows = position[idx].astype(np.intp)
-        rows[rows < 0] = n
-        keys = rows[:, :, None] * 25 + _PAIR_SLOT
-        table += np.bincount(keys.ravel(), weights=shares.ravel(), minlength=table.size)
-    table = table.reshape(n + 1, 25)[:n]
+    table = _laplacian_rows(image, np.flatnonzero(binary_dilate(unknown, 1)), position, n, epsilon)
     neighbours = solved[:, None] + (_NEIGHBOUR_DY * w + _NEIGHBOUR_DX)[None, :]
     columns = position[neighbours]
     free = columns >= 0
