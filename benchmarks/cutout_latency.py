@@ -119,14 +119,13 @@ def measure_one(engine: str, size: int, repeats: int, threads: int | None) -> di
 def measure_stages(size: int, repeats: int, threads: int | None) -> dict:
     """Seconds per stage of one cutout (ONNX Runtime), median of ``repeats`` warm runs."""
     import numpy as np
-    from PIL import Image
 
     from kirinuki.edge_matting import matte_edges
     from kirinuki.flat_background import clear_flat_background
     from kirinuki.foreground import estimate_foreground
     from kirinuki.imaging import open_image, to_uint8
     from kirinuki.inference import Matter, prepare_input, restore_size
-    from kirinuki.pipeline import save_output
+    from kirinuki.pipeline import join_rgba, save_output
 
     folder = Path(tempfile.mkdtemp(prefix="kirinuki-stages-"))
     src = make_picture(size, folder)
@@ -157,8 +156,7 @@ def measure_stages(size: int, repeats: int, threads: int | None) -> dict:
         lap("flat-background clearing")
         fg = estimate_foreground(rgb, alpha)
         lap("decontamination")
-        alpha8 = to_uint8(alpha)
-        result = Image.fromarray(np.dstack([fg, alpha8]), "RGBA")
+        result = join_rgba(fg, to_uint8(alpha))
         lap("assemble RGBA")
         save_output(result, folder / "out.png", "png")
         lap("PNG encode and write")

@@ -476,3 +476,15 @@ def test_errors_share_one_base(tmp_path):
     assert exc.value.kind is InputKind.MISSING and isinstance(exc.value, KirinukiError)
     assert InputError("x", "permission").kind is InputKind.PERMISSION
     assert issubclass(ModelError, KirinukiError) and issubclass(DataError, KirinukiError)
+
+
+def test_join_rgba_equals_the_stacked_planes_and_takes_cropped_views():
+    from kirinuki.pipeline import join_rgba
+
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    alpha8 = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    for box in ((slice(None), slice(None)), (slice(3, 30), slice(5, 41))):  # whole, and a trim's view
+        image = join_rgba(colour[box], alpha8[box])
+        assert image.mode == "RGBA"
+        assert np.array_equal(np.asarray(image), np.dstack([colour[box], alpha8[box]]))
