@@ -32,9 +32,9 @@ COLOUR_TYPES = {"L": (0, 1), "RGB": (2, 3), "LA": (4, 2), "RGBA": (6, 4)}
 BAND_BYTES = 1 << 20
 WINDOW = 1 << 15  # deflate's window: the priming dictionary of each band
 ADLER_BASE = 65521
-#: zlib-ng's level: on the samples' cutouts, 3 gives files no larger than Pillow's at level 1
-#: (1 % smaller at 1024, 17 % at 4096) in half the time or less of the standard zlib at 4;
-#: level 2 is a little faster but its files 3-4 % larger at 1024 (benchmarks/png_speed.py).
+#: zlib-ng's level: on the samples' cutouts, 3 is the fastest whose files are no larger than
+#: Pillow's at level 1 (1 % smaller at 1024, 17 % at 4096), in half the time or less of the
+#: standard zlib at 4; level 2's files are 3-4 % larger at 1024 (benchmarks/png_speed.py).
 LEVEL = 3
 
 
