@@ -279,3 +279,56 @@ def test_the_upsampling_brings_back_strands_the_working_size_cannot_hold():
     guided = restore_size(low, prepare_input(rgb, 512), rgb)
     bilinear = np.clip(np.asarray(Image.fromarray(low, "F").resize((n, n), Image.Resampling.BILINEAR)), 0, 1)
     assert psnr(guided, truth) >= 40 and psnr(guided, truth) >= psnr(bilinear, truth) + 15
+
+
+def _padded_convolutions():
+    """image -> four zero-padded 3x3 convolutions side by side: a plain zero padding (folded),
+    one filled with 0.5, one reflecting, and one whose padding a Relu reads too (all kept)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, outputs = [], [], []
+    amounts = numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 0, 2, 1], np.int64), "amounts")
+    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    inits += [amounts, half]
+    for i, (mode, fill, also_relu) in enumerate([("constant", "", False), ("constant", "half", False),
+                                                   ("reflect", "", False), ("constant", "", True)]):
+        inits.append(numpy_helper.from_array(rng.standard_normal((2, 3, 3, 3)).astype(np.float32), f"w{i}"))
+        nodes.append(helper.make_node("Pad", ["image", "amounts", fill], [f"padded{i}"], mode=mode, name=f"pad{i}"))
+        nodes.append(helper.make_node("Conv", [f"padded{i}", f"w{i}"], [f"out{i}"], strides=[2, 2], pads=[1, 0, 0, 1]))
+        outputs.append(helper.make_tensor_value_info(f"out{i}", TensorProto.FLOAT, None))
+        if also_relu:
+            nodes.append(helper.make_node("Relu", [f"padded{i}"], ["relu"]))
+            outputs.append(helper.make_tensor_value_info("relu", TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "padded", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                             [1, 3, None, None])], outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_zero_paddings_before_convolutions_fold_into_them_and_nothing_else_does():
+    import onnxruntime as ort
+
+    from kirinuki.export import fold_zero_pads
+
+    proto = _padded_convolutions()
+    folded = fold_zero_pads(proto)
+    assert sorted(n.name for n in folded.graph.node if n.op_type == "Pad") == ["pad1", "pad2", "pad3"]
+    conv = next(n for n in folded.graph.node if n.output[0] == "out0")
+    assert conv.input[0] == "image" and list(conv.attribute[-1].ints) == [2, 0, 2, 2]  # its own plus the Pad's
+    x = np.random.default_rng(1).random((1, 3, 11, 14), np.float32)
+    runs = [ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": x})
+            for p in (proto, folded)]
+    for before, after in zip(*runs):
+        np.testing.assert_allclose(after, before, rtol=0, atol=1e-6)
+
+
+def test_the_bundled_network_has_its_paddings_folded():
+    import onnx
+
+    from kirinuki.bundled import bundled_file
+    from kirinuki.export import fold_zero_pads
+
+    proto = onnx.load(str(bundled_file("default.onnx")))
+    assert not any(n.op_type == "Pad" for n in proto.graph.node)
+    assert fold_zero_pads(proto).SerializeToString() == proto.SerializeToString()  # nothing left to fold

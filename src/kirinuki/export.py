@@ -30,7 +30,7 @@ from .imaging import atomic_write, to_float
 from .inference import to_network_input
 from .models import AlphaNet
 
-__all__ = ["OPSET", "export_onnx", "export_checkpoint", "parity_check", "store_half"]
+__all__ = ["OPSET", "export_onnx", "export_checkpoint", "parity_check", "fold_zero_pads", "store_half"]
 
 #: ONNX opset of the exported graph (supported by ONNX Runtime >= 1.14).
 OPSET = 17
@@ -53,7 +53,7 @@ def export_onnx(model: AlphaNet, path: str | os.PathLike, meta: dict[str, Any], 
                           do_constant_folding=False, input_names=["image"], output_names=["alpha"],
                           dynamic_axes={"image": {0: "n", 2: "height", 3: "width"},
                                         "alpha": {0: "n", 2: "height", 3: "width"}})
-    proto = onnx.load_from_string(graph.getvalue())
+    proto = fold_zero_pads(onnx.load_from_string(graph.getvalue()))
     if half:
         proto = store_half(proto)
     entry = proto.metadata_props.add()
@@ -61,6 +61,75 @@ def export_onnx(model: AlphaNet, path: str | os.PathLike, meta: dict[str, Any], 
     proto.producer_name = "kirinuki"
     proto.producer_version = __version__
     return atomic_write(path, lambda fh: fh.write(proto.SerializeToString()))
+
+
+def fold_zero_pads(proto: "onnx.ModelProto") -> "onnx.ModelProto":
+    """``proto`` with each zero padding of height and width (a ``Pad`` node: constant mode, no
+    fill value, fixed amounts) that only convolutions read folded into those convolutions'
+    own ``pads``, and what is left unread removed: the same network. EfficientNet-Lite's
+    "same" padding is written as such a node before every depthwise convolution, and ONNX
+    Runtime neither folds it nor runs it in the blocked layout of the convolutions, so each
+    one cost a pass over its tensor and a change of layout there and back."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    graph = proto.graph
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def foldable(node: Any) -> bool:
+        modes = [helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"]
+        users = readers.get(node.output[0], [])
+        no_fill_no_axes = all(name == "" for name in node.input[2:])  # zeros, on every axis
+        return (node.op_type == "Pad" and modes in ([], [b"constant"]) and no_fill_no_axes
+                and node.output[0] not in outputs and bool(users)
+                and all(u.op_type == "Conv" and u.input[0] == node.output[0] for u in users))
+    pads = [node for node in graph.node if foldable(node)]
+    if not pads:
+        return proto
+    # The amounts, read by running the graph twice at two sizes with them as outputs: fixed
+    # amounts come out the same both times.
+    probe = onnx.ModelProto.FromString(proto.SerializeToString())
+    probe.graph.output.extend(helper.make_tensor_value_info(n.input[1], onnx.TensorProto.INT64, None) for n in pads)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    image = session.get_inputs()[0].name
+    amounts = [session.run([n.input[1] for n in pads], {image: np.zeros((1, 3, side, side), np.float32)})
+               for side in (64, 96)]
+    folded = set()
+    for node, first, second in zip(pads, *amounts):
+        amount = [int(v) for v in first]
+        if (len(amount) != 8 or not np.array_equal(first, second) or min(amount) < 0
+                or any(amount[i] for i in (0, 1, 4, 5))):
+            continue  # not fixed, or not on height and width alone
+        top, left, bottom, right = amount[2], amount[3], amount[6], amount[7]
+        for conv in readers[node.output[0]]:
+            own = [a for a in conv.attribute if a.name == "pads"]
+            was = list(helper.get_attribute_value(own[0])) if own else [0, 0, 0, 0]
+            for a in own:
+                conv.attribute.remove(a)
+            conv.attribute.append(helper.make_attribute("pads", [was[0] + top, was[1] + left,
+                                                                 was[2] + bottom, was[3] + right]))
+            conv.input[0] = node.input[0]
+        folded.add(id(node))
+    live = [node for node in graph.node if id(node) not in folded]
+    while True:  # drop what nothing reads any more (the amounts' constant arithmetic)
+        read = {name for node in live for name in node.input} | outputs
+        kept = [node for node in live if any(name in read for name in node.output)]
+        if len(kept) == len(live):
+            break
+        live = kept
+    del graph.node[:]
+    graph.node.extend(live)
+    read = {name for node in live for name in node.input}
+    initializers = [init for init in graph.initializer if init.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    return proto
 
 
 def store_half(proto: "onnx.ModelProto", min_elements: int = 64) -> "onnx.ModelProto":
