@@ -282,8 +282,9 @@ def test_the_upsampling_brings_back_strands_the_working_size_cannot_hold():
 
 
 def _padded_convolutions():
-    """image -> four zero-padded 3x3 convolutions side by side: a plain zero padding (folded),
-    one filled with 0.5, one reflecting, and one whose padding a Relu reads too (all kept)."""
+    """image -> five zero-padded 3x3 convolutions side by side: a plain zero padding (folded),
+    one filled with 0.5, one reflecting, one whose padding a Relu reads too, and one before a
+    convolution that pads itself by auto_pad (all kept)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -293,10 +294,12 @@ def _padded_convolutions():
     half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
     inits += [amounts, half]
     for i, (mode, fill, also_relu) in enumerate([("constant", "", False), ("constant", "half", False),
-                                                   ("reflect", "", False), ("constant", "", True)]):
+                                                   ("reflect", "", False), ("constant", "", True),
+                                                   ("constant", "", False)]):
         inits.append(numpy_helper.from_array(rng.standard_normal((2, 3, 3, 3)).astype(np.float32), f"w{i}"))
         nodes.append(helper.make_node("Pad", ["image", "amounts", fill], [f"padded{i}"], mode=mode, name=f"pad{i}"))
-        nodes.append(helper.make_node("Conv", [f"padded{i}", f"w{i}"], [f"out{i}"], strides=[2, 2], pads=[1, 0, 0, 1]))
+        own = {"auto_pad": "SAME_UPPER"} if i == 4 else {"pads": [1, 0, 0, 1]}
+        nodes.append(helper.make_node("Conv", [f"padded{i}", f"w{i}"], [f"out{i}"], strides=[2, 2], **own))
         outputs.append(helper.make_tensor_value_info(f"out{i}", TensorProto.FLOAT, None))
         if also_relu:
             nodes.append(helper.make_node("Relu", [f"padded{i}"], ["relu"]))
@@ -313,7 +316,7 @@ def test_zero_paddings_before_convolutions_fold_into_them_and_nothing_else_does(
 
     proto = _padded_convolutions()
     folded = fold_zero_pads(proto)
-    assert sorted(n.name for n in folded.graph.node if n.op_type == "Pad") == ["pad1", "pad2", "pad3"]
+    assert sorted(n.name for n in folded.graph.node if n.op_type == "Pad") == ["pad1", "pad2", "pad3", "pad4"]
     conv = next(n for n in folded.graph.node if n.output[0] == "out0")
     assert conv.input[0] == "image" and list(conv.attribute[-1].ints) == [2, 0, 2, 2]  # its own plus the Pad's
     x = np.random.default_rng(1).random((1, 3, 11, 14), np.float32)

@@ -56,7 +56,8 @@ def _grow_in_steps(mask: np.ndarray, steps: int) -> np.ndarray:
         return mask
     y, x = np.ogrid[-steps:steps + 1, -steps:steps + 1]
     diamond = (np.abs(y) + np.abs(x) <= steps).astype(np.uint8)
-    return cv2.dilate(mask.view(np.uint8), diamond, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
+    grown = cv2.dilate(np.ascontiguousarray(mask, np.uint8), diamond, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return grown.view(bool)
 
 
 _NEIGHBOUR_DY, _NEIGHBOUR_DX = (g.ravel() for g in np.mgrid[-2:3, -2:3])

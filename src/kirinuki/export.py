@@ -82,13 +82,17 @@ def fold_zero_pads(proto: "onnx.ModelProto") -> "onnx.ModelProto":
             readers.setdefault(name, []).append(node)
     outputs = {o.name for o in graph.output}
 
+    def explicit_pads(conv: Any) -> bool:  # not auto_pad, which takes no pads of its own
+        return all(helper.get_attribute_value(a) in (b"NOTSET", "NOTSET") for a in conv.attribute
+                   if a.name == "auto_pad")
+
     def foldable(node: Any) -> bool:
         modes = [helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"]
         users = readers.get(node.output[0], [])
         no_fill_no_axes = all(name == "" for name in node.input[2:])  # zeros, on every axis
         return (node.op_type == "Pad" and modes in ([], [b"constant"]) and no_fill_no_axes
                 and node.output[0] not in outputs and bool(users)
-                and all(u.op_type == "Conv" and u.input[0] == node.output[0] for u in users))
+                and all(u.op_type == "Conv" and u.input[0] == node.output[0] and explicit_pads(u) for u in users))
     pads = [node for node in graph.node if foldable(node)]
     if not pads:
         return proto

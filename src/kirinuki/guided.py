@@ -39,7 +39,7 @@ def _inverse_counts(n: int, r: int) -> np.ndarray:
 def _window_sums(a: np.ndarray, r: int) -> np.ndarray:
     """Sums over (2r+1)^2 windows of an HxW or HxWxC float array, zero outside (OpenCV's box
     filter: running sums in double precision, float32 out)."""
-    return cv2.boxFilter(np.asarray(a, np.float32), cv2.CV_32F, (2 * r + 1, 2 * r + 1), normalize=False,
+    return cv2.boxFilter(np.ascontiguousarray(a, np.float32), cv2.CV_32F, (2 * r + 1, 2 * r + 1), normalize=False,
                          borderType=cv2.BORDER_CONSTANT)
 
 
