@@ -136,17 +136,23 @@ def test_a_manifest_that_fails_to_write_leaves_no_temporary_file(tmp_path):
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 3), (50, 61)])
 @pytest.mark.parametrize("radius", [0, 1, 2, 6, 40])
-def test_binary_dilate_grows_by_a_square_and_nothing_from_outside(shape, radius):
-    """The same pixels as SciPy's dilation by a (2r+1)^2 square, windows wider than the
-    picture included; the input is left as it was."""
+@pytest.mark.parametrize("diamond", [False, True])
+def test_binary_dilate_grows_by_a_square_or_a_diamond_and_nothing_from_outside(shape, radius, diamond):
+    """The same pixels as SciPy's dilation by a (2r+1)^2 square, or by ``radius`` 4-connected
+    steps, windows wider than the picture included; the input is left as it was."""
     from scipy import ndimage as ndi
 
     mask = np.random.default_rng(radius).random(shape) < 0.03
     mask[0, 0] = True
     before = mask.copy()
-    grown = imaging.binary_dilate(mask, radius)
-    square = np.ones((2 * radius + 1, 2 * radius + 1), bool)
+    grown = imaging.binary_dilate(mask, radius, diamond=diamond)
+    if not radius:
+        expected = mask
+    elif diamond:
+        expected = ndi.binary_dilation(mask, iterations=radius)
+    else:
+        expected = ndi.binary_dilation(mask, np.ones((2 * radius + 1, 2 * radius + 1), bool))
     assert grown.dtype == bool and grown.shape == mask.shape
-    assert np.array_equal(grown, ndi.binary_dilation(mask, square) if radius else mask)
+    assert np.array_equal(grown, expected)
     assert np.array_equal(mask, before)
-    assert not imaging.binary_dilate(np.zeros(shape, bool), radius).any()
+    assert not imaging.binary_dilate(np.zeros(shape, bool), radius, diamond=diamond).any()

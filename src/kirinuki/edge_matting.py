@@ -18,7 +18,6 @@ dozen steps.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import cg
@@ -46,18 +45,8 @@ def matting_band(alpha: np.ndarray, band: int = BAND) -> np.ndarray:
     outline of ``alpha > 0.5``, and those within NEAR of it that the network left soft
     (between SOFT and 1 - SOFT), grown by the same ``band``."""
     outline = edge_band(alpha, 0, settled=0.5)  # both sides of the 0.5 line, nothing else
-    soft = (alpha > SOFT) & (alpha < 1.0 - SOFT) & _grow_in_steps(outline, NEAR)
-    return _grow_in_steps(outline | soft, band)
-
-
-def _grow_in_steps(mask: np.ndarray, steps: int) -> np.ndarray:
-    """``mask`` grown by ``steps`` 4-connected steps (a diamond; outside counts as False)."""
-    if steps <= 0:
-        return mask
-    y, x = np.ogrid[-steps:steps + 1, -steps:steps + 1]
-    diamond = (np.abs(y) + np.abs(x) <= steps).astype(np.uint8)
-    grown = cv2.dilate(np.ascontiguousarray(mask, np.uint8), diamond, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return grown.view(bool)
+    soft = (alpha > SOFT) & (alpha < 1.0 - SOFT) & binary_dilate(outline, NEAR, diamond=True)
+    return binary_dilate(outline | soft, band, diamond=True)
 
 
 _NEIGHBOUR_DY, _NEIGHBOUR_DX = (g.ravel() for g in np.mgrid[-2:3, -2:3])

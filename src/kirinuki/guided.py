@@ -43,18 +43,23 @@ def _window_sums(a: np.ndarray, r: int) -> np.ndarray:
                          borderType=cv2.BORDER_CONSTANT)
 
 
+def _inverse_areas(h: int, w: int, r: int) -> np.ndarray:
+    """HxW: one over the number of pixels of each (2r+1)^2 window that lie in the picture."""
+    return _inverse_counts(h, r)[:, None] * _inverse_counts(w, r)[None, :]
+
+
 def box_mean(a: np.ndarray, r: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window clipped to the image, for HxW or HxWxC float arrays
     (float32 out)."""
     out = _window_sums(a, r)
-    scale = _inverse_counts(a.shape[0], r)[:, None] * _inverse_counts(a.shape[1], r)[None, :]
+    scale = _inverse_areas(a.shape[0], a.shape[1], r)
     out *= scale if a.ndim == 2 else scale[..., None]
     return out
 
 
 def _box_planes(planes: np.ndarray, r: int) -> np.ndarray:
     """:func:`box_mean` of each plane of a CxHxW stack (channels first), CxHxW float32."""
-    scale = _inverse_counts(planes.shape[1], r)[:, None] * _inverse_counts(planes.shape[2], r)[None, :]
+    scale = _inverse_areas(planes.shape[1], planes.shape[2], r)
     out = np.empty(planes.shape, np.float32)
     for plane, mean in zip(planes, out):
         np.multiply(_window_sums(plane, r), scale, out=mean)
@@ -146,9 +151,10 @@ class BilinearSampler:
         whole-picture resize), so strips put together equal the whole picture.
         """
         r0, r1, wy = self.r0[y0:y1], self.r1[y0:y1], self.wy[y0:y1]
-        down = self.planes[:, r1] - self.planes[:, r0]
+        base = self.planes[:, r0]
+        down = self.planes[:, r1] - base
         down *= wy[:, None]
-        down += self.planes[:, r0]
+        down += base
         out = np.empty((len(down), y1 - y0, len(self.c0)), np.float32)
         for plane, resized in zip(down, out):
             cv2.resize(plane, (resized.shape[1], resized.shape[0]), dst=resized, interpolation=cv2.INTER_LINEAR)

@@ -124,11 +124,13 @@ def pad_to_square_bottom(rgba: Image.Image) -> Image.Image:
     return canvas
 
 
-def binary_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Dilate a boolean HxW mask with a (2r+1)^2 square (outside counts as False)."""
+def binary_dilate(mask: np.ndarray, radius: int, diamond: bool = False) -> np.ndarray:
+    """Dilate a boolean HxW mask with a (2r+1)^2 square, or with a diamond (``radius``
+    4-connected steps) when ``diamond`` (outside counts as False)."""
     if radius <= 0:
         return mask.copy()
-    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    kernel = (np.abs(y) + np.abs(x) <= radius if diamond else np.ones((2 * radius + 1,) * 2, bool)).astype(np.uint8)
     grown = cv2.dilate(np.ascontiguousarray(mask, np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return grown.view(bool)
 
